@@ -1,0 +1,90 @@
+"""Typed descriptions of a model's inputs and outputs.
+
+A dim is an ``int`` (static), a ``str`` (a symbolic name such as ``"batch"``; dims that share a
+name must agree at run time) or ``None`` (dynamic, unnamed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Dim = int | str | None
+
+# NOTE: dtypes travel as numpy names ("float32", "int64", "bool") in manifests and messages:
+# every backend and every user of this library knows them, and they survive JSON.
+_ONNX_TO_NUMPY = {
+    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+    9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
+}
+
+
+def onnx_elem_type_to_dtype(elem_type: int) -> str:
+    try:
+        return _ONNX_TO_NUMPY[elem_type]
+    except KeyError:
+        return f"onnx_type_{elem_type}"
+
+
+def dtype_name(dtype: object) -> str:
+    """Normalize a numpy or torch dtype (or a name) to a numpy-style name."""
+    text = str(dtype)
+    if text.startswith("torch."):
+        text = text[len("torch."):]
+    if text == "bfloat16":
+        return text
+    try:
+        return np.dtype(text).name
+    except TypeError:
+        return text
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, dtype and shape of one model input or output."""
+
+    name: str
+    dtype: str
+    shape: tuple[Dim, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def is_dynamic(self, axis: int) -> bool:
+        return not isinstance(self.shape[axis], int)
+
+    @property
+    def dynamic_axes(self) -> tuple[int, ...]:
+        return tuple(i for i in range(self.rank) if self.is_dynamic(i))
+
+    def dim_label(self, axis: int) -> str:
+        """``dim 2 (image_height)`` for messages."""
+        d = self.shape[axis]
+        return f"dim {axis} ({d})" if isinstance(d, str) else f"dim {axis}"
+
+    def shape_text(self) -> str:
+        return "x".join("?" if d is None else str(d) for d in self.shape) or "scalar"
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> TensorSpec:
+        shape = data["shape"]
+        assert isinstance(shape, list)
+        return cls(str(data["name"]), str(data["dtype"]), tuple(shape))
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    """trtexec's notation: ``1x3x224x224``; a scalar is ``scalar``."""
+    return "x".join(str(int(d)) for d in shape) or "scalar"
+
+
+def find_spec(specs: Sequence[TensorSpec], name: str) -> TensorSpec | None:
+    for s in specs:
+        if s.name == name:
+            return s
+    return None
