@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "export": ".export",
     "ExportResult": ".export",
-    "inspect": ".inspect",
+    "inspect": ".inspection",
     "build": ".build",
     "BuildSettings": ".build",
     "Engine": ".engine",
@@ -64,6 +64,6 @@ if TYPE_CHECKING:
     from .check import check
     from .engine import Engine, load
     from .export import ExportResult, export
-    from .inspect import inspect
+    from .inspection import inspect
     from .profiles import parse_dim_ranges, parse_shapes
     from .specs import TensorSpec

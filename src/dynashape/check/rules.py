@@ -1,0 +1,200 @@
+"""Rules for the ops that carry shapes as numbers, applied to two real runs of the model.
+
+Each rule looks at one node at the export shape (run 1) and at a shape where one dynamic dim
+changed (run 2). A node *pins* the dim when an input axis that carries it changed while the
+node's shape operand (target, sizes, bounds) did not, and the number there matches the dim's
+export-time value. Nodes that fail in run 2 are traced back to the op that froze the number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._graph import SHAPE_OPERAND, Graph, Run, node_id
+
+_POW2 = {2, 4, 8, 16, 32}
+_BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Where", "Equal", "Less", "Greater", "And", "Or", "Max", "Min", "Mod"}
+_FROZEN_PRODUCERS = {"Expand", "Tile", "ConstantOfShape", "Range", "Reshape"}
+
+
+@dataclass
+class Pin:
+    """A node that pins one dynamic dim, found by comparing two runs."""
+
+    node: Any
+    kind: str  # "reshape", "resize", "slice", "frozen", "constant", "failed"
+    value: int | None
+    axis: int | None = None  # axis of the node's shape operand (or output) that holds the value
+    source: tuple[str, int] | None = None  # (tensor, axis) that the pinned number should follow
+    consumer: Any = None  # for "frozen"/"constant": the node where the pinned tensor meets the dim
+    constant: str | None = None  # for "constant": the constant input's name
+    error: str | None = None  # ONNX Runtime's message when a node failed in run 2
+
+
+def related(p: int, d: int) -> bool:
+    """Whether ``p`` looks derived from the export-time size ``d`` (equal, or a power-of-two ratio)."""
+    if p <= 0 or d <= 0:
+        return False
+    return p == d or (p % d == 0 and p // d in _POW2) or (d % p == 0 and d // p in _POW2)
+
+
+def _vals(graph: Graph, run: Run, name: str) -> list[int] | None:
+    if not name:
+        return None
+    v = run.values.get(name)
+    if v is None:
+        v = graph.constant_values().get(name)
+    return None if v is None else [int(x) for x in np.asarray(v).reshape(-1)]
+
+
+def _carries(r1: Run, r2: Run, name: str, axis: int) -> bool:
+    a, b = r1.shapes.get(name), r2.shapes.get(name)
+    return a is not None and b is not None and len(a) == len(b) and axis < len(a) and a[axis] != b[axis]
+
+
+def _frozen(graph: Graph, r1: Run, r2: Run, name: str) -> bool:
+    return name in graph.constant or (name in r1.shapes and r1.shapes.get(name) == r2.shapes.get(name))
+
+
+def _reshape(graph: Graph, n: Any, r1: Run, r2: Run) -> list[Pin]:
+    data = n.input[0]
+    t1, t2 = _vals(graph, r1, n.input[1]), _vals(graph, r2, n.input[1])
+    src = r1.shapes.get(data)
+    if t1 is None or t2 is None or src is None or len(t1) != len(t2):
+        return []
+    pins = []
+    for a in range(min(len(src), len(t1))):
+        if a == len(t1) - 1 and len(src) > len(t1):
+            break  # the last target axis absorbs several input axes
+        if _carries(r1, r2, data, a) and t1[a] == t2[a] and t1[a] > 0 and related(t1[a], src[a]):
+            pins.append(Pin(n, "reshape", t1[a], a, (data, a)))
+    return pins
+
+
+def _resize(graph: Graph, n: Any, r1: Run, r2: Run) -> list[Pin]:
+    if len(n.input) < 4 or not n.input[3]:
+        return []  # scales follow the input; only constant sizes pin
+    data = n.input[0]
+    s1, s2 = _vals(graph, r1, n.input[3]), _vals(graph, r2, n.input[3])
+    src = r1.shapes.get(data)
+    if s1 is None or s2 is None or src is None or len(s1) != len(src):
+        return []
+    return [
+        Pin(n, "resize", s1[a], a, (data, a))
+        for a in range(len(src))
+        if _carries(r1, r2, data, a) and s1[a] == s2[a] and related(s1[a], src[a])
+    ]
+
+
+def _slice(graph: Graph, n: Any, r1: Run, r2: Run) -> list[Pin]:
+    if len(n.input) < 3:
+        return []
+    data, out = n.input[0], n.output[0]
+    src, o1, o2 = r1.shapes.get(data), r1.shapes.get(out), r2.shapes.get(out)
+    ends1, ends2 = _vals(graph, r1, n.input[2]), _vals(graph, r2, n.input[2])
+    if src is None or o1 is None or o2 is None or ends1 is None or ends1 != ends2:
+        return []
+    axes = _vals(graph, r1, n.input[3]) if len(n.input) > 3 and n.input[3] else list(range(len(ends1)))
+    pins = []
+    for ax in axes or []:
+        ax = ax % len(src)
+        if _carries(r1, r2, data, ax) and o1[ax] == o2[ax] and 0 < o1[ax] <= src[ax] and src[ax] - o1[ax] <= 2:
+            pins.append(Pin(n, "slice", o1[ax], ax, (data, ax)))
+    return pins
+
+
+def _aligned(n: Any, shape_x: tuple[int, ...], ax: int, shape_c: tuple[int, ...]) -> int | None:
+    """The axis of ``shape_c`` that meets axis ``ax`` of ``shape_x`` in node ``n``."""
+    if n.op_type == "Concat":
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 0) % max(1, len(shape_x))
+        return ax if len(shape_c) == len(shape_x) and ax != axis else None
+    if n.op_type in _BROADCAST:
+        b = ax - len(shape_x) + len(shape_c)
+        return b if 0 <= b < len(shape_c) else None
+    return None
+
+
+def _trace_frozen(graph: Graph, r1: Run, r2: Run, start: str, d1: int) -> tuple[Any, int] | None:
+    """Walk up from a frozen tensor to the op that put the export-time size ``d1`` into it."""
+    stack, seen = [start], set()
+    while stack:
+        name = stack.pop(0)
+        p = graph.producer.get(name)
+        if p is None or id(p) in seen or len(seen) > 16:
+            continue
+        seen.add(id(p))
+        if p.op_type in _FROZEN_PRODUCERS:
+            k = SHAPE_OPERAND[p.op_type]
+            vals = _vals(graph, r1, p.input[k]) if len(p.input) > k else None
+            if vals is not None:
+                if p.op_type == "Tile":
+                    base = r1.shapes.get(p.input[0], ())
+                    vals = [v * (base[i] if i < len(base) else 1) for i, v in enumerate(vals)]
+                if d1 in vals:
+                    return p, vals.index(d1)
+        stack.extend(i for i in p.input if i and _frozen(graph, r1, r2, i))
+    return None
+
+
+def _consumer(graph: Graph, n: Any, r1: Run, r2: Run, error: str) -> list[Pin]:
+    ins = [i for i in n.input if i]
+    for x in ins:
+        sx = r1.shapes.get(x)
+        if sx is None:
+            continue
+        for ax in range(len(sx)):
+            if not _carries(r1, r2, x, ax) or sx[ax] <= 1:
+                continue
+            for c in ins:
+                sc = r1.shapes.get(c) or _init_shape(graph, c)
+                if c == x or sc is None or not _frozen(graph, r1, r2, c):
+                    continue
+                b = _aligned(n, sx, ax, sc)
+                if b is None or sc[b] != sx[ax]:
+                    continue
+                hit = _trace_frozen(graph, r1, r2, c, sx[ax])
+                if hit:
+                    return [Pin(hit[0], "frozen", sx[ax], hit[1], (x, ax), consumer=n, error=error)]
+                return [Pin(n, "constant", sx[ax], b, (x, ax), consumer=n, constant=c, error=error)]
+    return []
+
+
+def _init_shape(graph: Graph, name: str) -> tuple[int, ...] | None:
+    init = graph.initializers.get(name)
+    return tuple(int(d) for d in init.dims) if init is not None else None
+
+
+_RULES = {"Reshape": _reshape, "Resize": _resize, "Slice": _slice}
+
+
+def find_pins(graph: Graph, r1: Run, r2: Run) -> list[Pin]:
+    """Every node that pins the dim changed between ``r1`` and ``r2``, first ones first."""
+    failed = {nid: err for nid, err in r2.failed}
+    pins: list[Pin] = []
+    for n in graph.nodes:
+        nid = node_id(n)
+        ran = n.output and n.output[0] in r2.shapes
+        if not ran and nid not in failed:
+            continue
+        rule = _RULES.get(n.op_type)
+        found = rule(graph, n, r1, r2) if rule else []
+        if not found and nid in failed:
+            found = _consumer(graph, n, r1, r2, failed[nid]) or [Pin(n, "failed", None, error=failed[nid])]
+        for p in found:
+            p.error = p.error or failed.get(nid)
+        pins += found
+    # NOTE: report the first node whose shape did not follow: a pin downstream of another pin of
+    # the same dim is its consequence (a Gemm that fails after a bad Reshape), not a second cause.
+    kept: list[Pin] = []
+    for p in sorted(pins, key=lambda p: graph.index[id(p.node)]):
+        where = p.consumer if p.consumer is not None else p.node
+        anc = graph.ancestors(where) | {graph.index[id(where)]}
+        if any(graph.index[id(k.node)] in anc and k.node is not p.node for k in kept):
+            continue
+        if any(k.node is p.node and k.axis == p.axis for k in kept):
+            continue
+        kept.append(p)
+    return kept
