@@ -206,7 +206,10 @@ class Runner:
 
 
 def _short(text: str) -> str:
+    """ONNX Runtime's message without its source path and C++ signature."""
     text = text.split("Status Message:", 1)[-1].strip()
+    text = re.sub(r"^/onnxruntime_src\S*:\d+ [^(]*\([^)]*\)\s*", "", text)
+    text = re.sub(r"^[^.]*was false\.\s*", "", text)
     return text.splitlines()[0][:300] if text else text
 
 

@@ -38,14 +38,16 @@ class Pin:
 class SymbolicResult:
     dims: dict[str, tuple[Dim, ...]] = field(default_factory=dict)
     pins: list[Pin] = field(default_factory=list)
+    hints: list[tuple[str, int]] = field(default_factory=list)  # (symbol, a value it may have had at export)
     engine: str = "none"
     error: str | None = None
 
     def candidates(self) -> dict[str, list[int]]:
+        """Likely export values per symbol: pinned values first, then weaker hints."""
         out: dict[str, list[int]] = {}
-        for p in self.pins:
-            if p.value > 0 and p.value not in out.setdefault(p.symbol, []):
-                out[p.symbol].append(p.value)
+        for sym, v in [*((p.symbol, p.value) for p in self.pins), *self.hints]:
+            if v > 0 and v not in out.setdefault(sym, []):
+                out[sym].append(v)
         return out
 
 
@@ -111,7 +113,32 @@ def _ort_symbolic(model: Any, symbols: set[str]) -> SymbolicResult:
         if s is not None:
             out.dims[name] = s
     out.pins += _aligned_reshapes(model, out.dims, getattr(inf, "sympy_data_", {}), symbols)
+    out.hints += _slice_hints(model, out.dims, symbols)
     return out
+
+
+def _slice_hints(model: Any, dims: dict[str, tuple[Dim, ...]], symbols: set[str]) -> list[tuple[str, int]]:
+    """A Slice with a constant end ``e`` on a symbolic axis was often ``x[:, :T - k]`` with T = e + k."""
+    from onnx import numpy_helper
+
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.data_type == 7}
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value" and n.attribute[0].t.data_type == 7:
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    hints = []
+    for n in model.graph.node:
+        if n.op_type != "Slice" or len(n.input) < 3 or n.input[2] not in consts:
+            continue
+        src = dims.get(n.input[0])
+        ends = [int(v) for v in consts[n.input[2]].reshape(-1)]
+        axes = [int(v) for v in consts[n.input[3]].reshape(-1)] if len(n.input) > 3 and n.input[3] in consts else list(range(len(ends)))
+        if src is None or len(axes) != len(ends):
+            continue
+        for ax, e in zip(axes, ends, strict=True):
+            d = src[ax % len(src)] if src else None
+            if isinstance(d, str) and d in symbols and 0 < e < 2**20:
+                hints += [(d, e + 1), (d, e), (d, e + 2)]
+    return hints
 
 
 def _aligned_reshapes(model: Any, dims: dict[str, tuple[Dim, ...]], data: dict[str, Any], symbols: set[str]) -> list[Pin]:

@@ -11,7 +11,7 @@ import numpy as np
 from .._deps import require
 from ..backend import get_backend
 from ..backend.base import Runner
-from ..errors import DynashapeError, EngineFileError, ShapeError
+from ..errors import BackendError, DynashapeError, EngineFileError, ShapeError
 from ..profiles import Profile
 from ..specs import TensorSpec, format_shape
 from .file import Manifest, read_engine, write_engine
@@ -172,7 +172,18 @@ class Engine:
             if not self._table.contains(profile, ordered):
                 raise self._table.outside_one(profile, ordered)
             k = profile
-        outs = self._runner.run(k, self._to_native(arrays))
+        try:
+            outs = self._runner.run(k, self._to_native(arrays))
+        except Exception as e:
+            # NOTE: the inputs passed every check, so this is the model failing at a shape its
+            # profile allows (a dim the graph pinned); say so instead of surfacing a backend trace.
+            shape_text = ", ".join(f"{n}:{format_shape(s)}" for n, s in zip(self._names, ordered, strict=True))
+            raise BackendError(
+                f"the {self.backend} engine failed at {shape_text} (profile {k}): {' '.join(str(e).split())[:600]}",
+                "a model that runs at every shape its profiles allow",
+                "the model may pin a dim that the profile lets vary: run `dynashape check` on the ONNX file, "
+                "or narrow the profile",
+            ) from e
         return dict(zip(self._out_names, self._from_native(outs, torch_in), strict=True))
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:

@@ -172,6 +172,23 @@ def _export_torchscript(torch: Any, adapter: Any, args: tuple[Any, ...], tmp: st
     )
 
 
+def _pin_static_output_dims(onnx: Any, path: str, out_names: list[str], ref: Sequence[Any], axes: Mapping[str, Mapping[int, str]]) -> None:
+    """The TorchScript exporter names output dims it cannot infer (``Convoutput_1_dim_0``) even when
+    they never change; write the value for every output dim that no input dim moved."""
+    model = onnx.load(path)
+    changed = False
+    for vi in model.graph.output:
+        if vi.name not in out_names:
+            continue
+        i = out_names.index(vi.name)
+        for k, d in enumerate(vi.type.tensor_type.shape.dim):
+            if k not in axes.get(vi.name, {}) and not d.HasField("dim_value") and k < ref[i].dim():
+                d.dim_value = int(ref[i].shape[k])
+                changed = True
+    if changed:
+        onnx.save(model, path)
+
+
 def _has_dynamo_flag(torch: Any) -> bool:
     import inspect as _inspect
 
@@ -193,6 +210,13 @@ def _export_dynamo(torch: Any, adapter: Any, args: tuple[Any, ...], tmp: str, na
             dims[sym] = Dim(_sanitize(sym), min=max(lo, 1), max=hi) if hi is not None else Dim(_sanitize(sym), min=max(lo, 1))
     # NOTE: the adapter's forward takes *args, which torch.export packs into one tuple argument.
     shapes = tuple({axis: dims[sym] for axis, sym in axes.get(n, {}).items()} or None for n in names)
+    import logging
+
+    # NOTE: the dynamo exporter prints progress to stdout and logs warnings about optional
+    # torchvision ops; neither concerns the user's model.
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         try:
@@ -209,6 +233,7 @@ def _export_dynamo(torch: Any, adapter: Any, args: tuple[Any, ...], tmp: str, na
                     "a model whose declared dynamic dims stay dynamic under torch.export",
                     "apply the fix torch suggests above, or export with dynamo=False (--no-dynamo)",
                 ) from first
+    quiet.setLevel(level)
     model = prog.model_proto
     # The exporter names dims after our Dims, or s0, s1... after Dim.DYNAMIC: map both back.
     mapping = {}
@@ -322,6 +347,7 @@ def export(
                         if derived[i]:
                             all_axes[out_names[i]] = {k: n.replace(f"output_{i}_", f"{out_names[i]}_") for k, n in derived[i].items()}
                 _export_torchscript(torch, adapter, args, tmp, names, out_names, all_axes, opset)
+                _pin_static_output_dims(onnx, tmp, out_names, ref, all_axes)
             proto = onnx.load(tmp)
             _check_declared_dims(proto, axes, path)
             verified = _verify(torch, adapter, tmp, specs, names, tensors, out_names, example_shapes, axes, profile, atol, rtol) if verify else []

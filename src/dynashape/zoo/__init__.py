@@ -39,7 +39,7 @@ REGISTRY: dict[str, ZooModel] = {
     "segmentation": ZooModel(
         "segmentation",
         "the seed's example: a small encoder-decoder segmentation net, input_1 -> output_1 (logits), "
-        "dynamic image_height/image_width (multiples of 4); the demo appends a Sigmoid",
+        "dynamic image_height/image_width (any size, odd ones too); the demo appends a Sigmoid",
         _lazy("demo", "make_segmentation"),
         _lazy("demo", "segmentation_inputs"),
         {"input_1": {2: "image_height", 3: "image_width"}},

@@ -9,22 +9,27 @@ from torch import nn
 
 
 class Segmentation(nn.Module):
-    """Encoder-decoder: two stride-2 conv stages down, two transposed convs up, 1-channel logits."""
+    """Encoder-decoder: two stride-2 conv stages down, resize-and-conv up with a skip, 1-channel logits.
+
+    The decoder resizes to the skip's and the input's size (not by a fixed factor), so any image size
+    works, odd ones included (777x1001).
+    """
 
     def __init__(self, width: int = 8) -> None:
         super().__init__()
         w = width
         self.down1 = nn.Sequential(nn.Conv2d(3, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.ReLU())
         self.down2 = nn.Sequential(nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU())
-        self.up1 = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 2, stride=2), nn.ReLU())
-        self.up2 = nn.ConvTranspose2d(2 * w, w, 2, stride=2)
+        self.up1 = nn.Sequential(nn.Conv2d(2 * w, w, 3, padding=1), nn.ReLU())
+        self.up2 = nn.Sequential(nn.Conv2d(2 * w, w, 3, padding=1), nn.ReLU())
         self.head = nn.Conv2d(w, 1, 1)
 
     def forward(self, input_1: torch.Tensor) -> torch.Tensor:
         d1 = self.down1(input_1)
         d2 = self.down2(d1)
-        u1 = torch.cat([self.up1(d2), d1], dim=1)  # skip connection
-        return self.head(torch.relu(self.up2(u1)))
+        u1 = self.up1(nn.functional.interpolate(d2, size=d1.shape[-2:], mode="nearest"))
+        u1 = torch.cat([u1, d1], dim=1)  # skip connection
+        return self.head(self.up2(nn.functional.interpolate(u1, size=input_1.shape[-2:], mode="nearest")))
 
 
 class SuperResolution(nn.Module):

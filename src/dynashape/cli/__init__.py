@@ -1,0 +1,1 @@
+"""The ``dynashape`` command. It only calls the public library (see :mod:`dynashape`)."""

@@ -1,0 +1,250 @@
+"""Subcommand handlers: parse flags, call the public library, print. Each returns an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+import dynashape
+
+from ..errors import DynashapeError
+from ..profiles import _split_name, _split_top, parse_shapes
+from ..specs import format_shape
+from .args import (
+    add_model_args, add_precision_args, add_profile_args, add_timing_args, dims_from_args, example_inputs,
+    load_factory, profiles_from_args,
+)
+
+
+def _parse_dynamic(items: list[str]) -> dict[str, dict[int, str]]:
+    """``input_1:2=image_height,3=image_width`` (repeatable) -> dynamic_axes."""
+    out: dict[str, dict[int, str]] = {}
+    for item in items:
+        name, rest = _split_name(item, "--dynamic")
+        axes = {}
+        for part in _split_top(rest, ","):
+            axis, eq, sym = part.partition("=")
+            if not axis.strip().lstrip("-").isdigit():
+                raise DynashapeError(f"--dynamic '{item}'", "NAME:AXIS=DIMNAME[,AXIS=DIMNAME], e.g. input_1:2=image_height,3=image_width")
+            axes[int(axis)] = sym.strip() if eq and sym.strip() else f"{name}_dim{int(axis)}"
+        out[name] = axes
+    return out
+
+
+def _save_npz(path: str, arrays: dict[str, Any]) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _load_npz(path: str) -> dict[str, np.ndarray]:
+    if not os.path.isfile(path):
+        raise DynashapeError(f"input data file '{path}' does not exist", "an .npz file with one array per input name")
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+    except Exception as e:  # noqa: BLE001 - numpy raises several types for a bad file
+        raise DynashapeError(f"'{path}' is not a readable .npz file ({e})", "an .npz file (np.savez(path, input_1=x))") from e
+
+
+def _engine_from_args(args: argparse.Namespace) -> Any:
+    if getattr(args, "loadEngine", None):
+        return dynashape.load(args.loadEngine)
+    if getattr(args, "onnx", None):
+        return dynashape.build(args.onnx, profiles_from_args(args), dims=dims_from_args(args) or None,
+                               backend=args.backend, device=args.device, precision=args.precision)
+    raise DynashapeError("neither --loadEngine nor --onnx", "one of them", "pass --loadEngine=model.engine")
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if not args.model:
+        raise DynashapeError("no --model", "--model FILE.py:FUNC or zoo:NAME")
+    model = load_factory(args.model)
+    dynamic = _parse_dynamic(args.dynamic)
+    output_names = args.output_names.split(",") if args.output_names else None
+    if args.shapes:
+        inputs = example_inputs(parse_shapes(args.shapes), args.input_dtypes)
+    elif args.model.startswith("zoo:"):
+        from .. import zoo
+
+        z = zoo.get(args.model[4:])
+        inputs, dynamic, output_names = z.example_inputs(), dynamic or z.dynamic_axes, output_names or list(z.output_names)
+    else:
+        raise DynashapeError("no --shapes", "example input shapes, e.g. --shapes input_1:1x3x512x512")
+    profiles = profiles_from_args(args)
+    result = dynashape.export(model, inputs, args.output, output_names=output_names, dynamic_axes=dynamic,
+                              profile=profiles[0] if profiles else None, dynamo=args.dynamo, opset=args.opset, verify=not args.no_verify)
+    print(result)
+    return 0
+
+
+# -- inspect --------------------------------------------------------------------------------------
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    info = dynashape.inspect(args.path)
+    print(json.dumps(info.to_json(), indent=1) if args.json else info)
+    return 0
+
+
+# -- build ----------------------------------------------------------------------------------------
+
+def cmd_build(args: argparse.Namespace) -> int:
+    profiles = profiles_from_args(args)
+    common: dict[str, Any] = dict(
+        dims=dims_from_args(args) or None, backend=args.backend, device=args.device, precision=args.precision,
+        append_ops=args.append_op, optimization_level=args.optimization_level, tuning=args.tuning, threads=args.threads,
+        validate=not args.no_validate,
+    )
+    if args.onnx and args.model:
+        raise DynashapeError("both --onnx and --model", "one source")
+    if args.onnx:
+        engine = dynashape.build(args.onnx, profiles, **common)
+    elif args.model:
+        if not profiles:
+            raise DynashapeError("--model without --minShapes/--optShapes/--maxShapes", "full shapes for a module (they define its inputs)")
+        shapes = {n: r.opt for n, r in profiles[0].items()}
+        engine = dynashape.build(load_factory(args.model), profiles, example_inputs=example_inputs(shapes, args.input_dtypes), **common)
+    else:
+        raise DynashapeError("no model", "--onnx FILE or --model FILE.py:FUNC")
+    if args.saveEngine:
+        engine.save(args.saveEngine)
+    print(f"built {engine.backend} engine ({engine.device}, {engine.precision}) with {len(engine.profiles)} profile(s) "
+          f"in {engine.manifest.build_seconds:.1f} s" + (f" -> {args.saveEngine}" if args.saveEngine else " (not saved: pass --saveEngine)"))
+    for k, p in enumerate(engine.profiles):
+        print(f"  profile {k}: {p.describe()}")
+    return 0
+
+
+# -- run ------------------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    engine = _engine_from_args(args)
+    if args.input_data:
+        feed: dict[str, Any] = _load_npz(args.input_data)
+    elif args.shapes:
+        from ..data import make_inputs
+
+        feed = make_inputs(engine.inputs, parse_shapes(args.shapes))
+    else:
+        raise DynashapeError("no input", "--shapes NAME:SHAPE,... (random data) or --input-data in.npz")
+    shapes = {n: tuple(np.shape(x)) for n, x in feed.items()}
+    k = args.profile if args.profile is not None else engine.select_profile(shapes)
+    import time
+
+    t = time.perf_counter()
+    outs = engine.run(feed, profile=args.profile)
+    ms = (time.perf_counter() - t) * 1000
+    print(f"profile {k}, {ms:.2f} ms, inputs " + ", ".join(f"{n}:{format_shape(s)}" for n, s in shapes.items()))
+    for n, o in outs.items():
+        a = np.asarray(o, dtype=np.float64)
+        print(f"  {n}: {np.asarray(o).dtype} {format_shape(a.shape)}  min {a.min():.4g}  mean {a.mean():.4g}  max {a.max():.4g}")
+    if args.output:
+        _save_npz(args.output, outs)
+        print(f"wrote {args.output}")
+    return 0
+
+
+# -- bench ----------------------------------------------------------------------------------------
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    engine = _engine_from_args(args)
+    shapes = [parse_shapes(s) for s in args.shapes] or None
+    results = dynashape.bench(engine, shapes, iterations=args.iterations, warmup_ms=args.warmUp, duration_s=args.duration)
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=1))
+        return 0
+    print(f"{engine.backend} engine ({engine.device}, {engine.precision})")
+    print(results[0].HEADER)
+    for r in results:
+        print(r.row())
+    return 0
+
+
+# -- compare --------------------------------------------------------------------------------------
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    engine = dynashape.load(args.loadEngine)
+    if bool(args.onnx) == bool(args.model):
+        raise DynashapeError("a reference", "exactly one of --onnx FILE (ONNX Runtime) or --model FILE.py:FUNC (PyTorch)")
+    reference = args.onnx or load_factory(args.model)
+    shapes = [parse_shapes(s) for s in args.shapes] or None
+    result = dynashape.compare(engine, reference, shapes, atol=args.atol, rtol=args.rtol)
+    print(json.dumps(result.to_json(), indent=1) if args.json else result)
+    return 0 if result.passed else 1
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("export", help="export a torch model to ONNX with dynamic axes, verified in ONNX Runtime")
+    add_model_args(p)
+    p.add_argument("--shapes", help=f"example input shapes: {_SH}")
+    p.add_argument("--dynamic", action="append", default=[], metavar="NAME:AXIS=DIM,...", help="dynamic axes of one input, e.g. input_1:2=image_height,3=image_width (repeat per input)")
+    p.add_argument("--output-names", help="comma-separated output names")
+    p.add_argument("--output", "-o", required=True, help="ONNX file to write")
+    p.add_argument("--dynamo", action="store_true", help="use torch's dynamo exporter (default: the TorchScript-based one)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime verification")
+    add_profile_args(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("inspect", help="describe an ONNX model or an engine")
+    p.add_argument("path", help="an .onnx file or an engine file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("build", help="build an engine with optimization profiles")
+    add_model_args(p)
+    add_profile_args(p)
+    add_precision_args(p)
+    g = p.add_argument_group("build")
+    g.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "inductor", "tensorrt"], help="default auto: onnxruntime on CPU, tensorrt (else inductor) on CUDA")
+    g.add_argument("--saveEngine", metavar="FILE", help="engine file to write")
+    g.add_argument("--append-op", action="append", default=[], metavar="OUTPUT:OP", help="append an op to an output, e.g. output_1:Sigmoid")
+    g.add_argument("--optimization-level", choices=["disable", "basic", "extended", "all"], help="onnxruntime graph optimizations (default all)")
+    g.add_argument("--tuning", choices=["default", "max-autotune"], help="inductor: default (fast build) or max-autotune")
+    g.add_argument("--threads", type=int, help="CPU threads per inference (default: all)")
+    g.add_argument("--no-validate", action="store_true", help="skip running the new engine against the source")
+    p.set_defaults(func=cmd_build)
+
+    for name, helptext, fn in (("run", "run an engine once", cmd_run), ("bench", "time an engine per shape, trtexec-style", cmd_bench)):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--loadEngine", metavar="FILE", help="engine file")
+        p.add_argument("--onnx", metavar="FILE", help="build from this ONNX file first (with the profile flags)")
+        add_profile_args(p)
+        add_precision_args(p)
+        p.add_argument("--backend", default="auto", help="with --onnx: the backend to build with")
+        if name == "run":
+            p.add_argument("--shapes", help=f"input shapes (random data): {_SH}")
+            p.add_argument("--profile", type=int, help="force profile N (default: the closest that fits)")
+            p.add_argument("--input-data", metavar="FILE.npz", help="inputs, one array per input name")
+            p.add_argument("--output", metavar="FILE.npz", help="write the outputs here")
+        else:
+            p.add_argument("--shapes", action="append", default=[], help=f"shapes to time (repeat for several; default: each profile's opt): {_SH}")
+            add_timing_args(p)
+            p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=fn)
+
+    p = sub.add_parser("compare", help="compare an engine with ONNX Runtime or PyTorch on the same inputs")
+    p.add_argument("--loadEngine", metavar="FILE", required=True, help="engine file")
+    p.add_argument("--onnx", metavar="FILE", help="reference: this ONNX model in ONNX Runtime")
+    p.add_argument("--model", metavar="FILE.py:FUNC", help="reference: this torch model in eager PyTorch")
+    p.add_argument("--shapes", action="append", default=[], help=f"shapes to compare (repeat; default: every profile's min/opt/max): {_SH}")
+    p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (default 1e-4)")
+    p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_compare)
+
+
+_SH = "NAME:DxDx...,NAME:..."
