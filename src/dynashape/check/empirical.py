@@ -100,8 +100,8 @@ def run_empirical(
             inp, a = s.where[0]
             lo, op, hi = profile[inp].dim(a)
             values[s.name] = op
-            if hi != op or lo != op:
-                new_values[s.name] = hi if hi != op else lo
+            # NOTE: a profile pinned to one shape (--optShapes alone) still gets a second shape to compare with.
+            new_values[s.name] = hi if hi != op else lo if lo != op else 2 * op
         r1 = runner.run(make_feeds(list(inputs), export))
     else:
         r1, values, export = None, {}, {}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._graph import node_id
 from .rules import Pin
 
@@ -64,11 +62,3 @@ def fix_text(pin: Pin, symbol: str, tensor_axis: int | None) -> str:
         return (f"compute it from the tensor size, e.g. `torch.arange({size}, device=x.device)` or `x.new_*(...)`, "
                 f"without int(): the exporter folds it into a constant of the export size {v}")
     return f"find where this size becomes a Python number ({_INT_HINT}) and keep it a tensor size such as {size}"
-
-
-def describe_failure(error: str | None) -> str:
-    return f"ONNX Runtime: {error}" if error else ""
-
-
-def node_label(node: Any) -> str:
-    return f"{node.op_type} '{node_id(node)}'"
