@@ -323,8 +323,10 @@ def parse_shape(text: str, what: str = "shape") -> Shape:
     if text in ("", "scalar"):
         return ()
     out = []
-    for tok in text.lower().split("x"):
-        if not tok.strip().isdigit():
+    # NOTE: split on 'x' or 'X' without lowercasing, so the message quotes the dim as it was typed;
+    # isdecimal (not isdigit) accepts exactly what int() parses ('²' is a digit but no integer).
+    for tok in text.replace("X", "x").split("x"):
+        if not tok.strip().isdecimal():
             raise ProfileError(
                 f"{what} '{text}' has the dim '{tok}'",
                 "dims as non-negative integers joined by 'x', e.g. 1x3x224x224",

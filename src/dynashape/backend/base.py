@@ -32,6 +32,12 @@ class BuildSettings:
         tuning: inductor: ``"default"`` (fast build) or ``"max-autotune"``.
         threads: CPU threads per inference (None: the backend's default, all cores).
         validate: run the new engine at every profile's min, opt and max and compare with the source.
+        tf32: allow TF32 for fp32 matmuls and convolutions on CUDA. Default False: an fp32 engine
+            computes in fp32, as eager PyTorch does by default (TensorRT's default is the opposite;
+            trtexec users pass --noTF32 to get this). Recorded in the engine; applied at load.
+        channels_last: run 4-d convolutional models in channels-last layout. None: on for CUDA
+            models with Conv2d layers (measured faster there, see BENCHMARKS.md), off on the CPU.
+        share_weights: keep one copy of the weights for all profiles, in the file and in memory.
     """
 
     device: str = "cpu"
@@ -41,12 +47,16 @@ class BuildSettings:
     tuning: str | None = None
     threads: int | None = None
     validate: bool = True
+    tf32: bool = False
+    channels_last: bool | None = None
+    share_weights: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
             "device": self.device, "precision": self.precision, "append_ops": [list(p) for p in self.append_ops],
             "optimization_level": self.optimization_level, "tuning": self.tuning, "threads": self.threads,
-            "validate": self.validate,
+            "validate": self.validate, "tf32": self.tf32, "channels_last": self.channels_last,
+            "share_weights": self.share_weights,
         }
 
     @classmethod
@@ -99,6 +109,9 @@ class Backend(abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     #: source kinds the backend builds from directly; build() converts the others when it can.
     sources: ClassVar[tuple[str, ...]]
+    #: True where building compiles native code that could crash the process that loads it; the new
+    #: engine is then validated in a child process (see dynashape.build.validate).
+    compiles_native_code: ClassVar[bool] = False
 
     @abc.abstractmethod
     def build(self, source: Source, profiles: Sequence[Profile], settings: BuildSettings) -> Built:

@@ -1,17 +1,26 @@
-"""PyTorch AOTInductor backend: ``torch.export`` with each profile's dims, one package per profile.
+"""PyTorch AOTInductor backend (CPU and CUDA): ``torch.export`` with each profile's dims, one package per profile.
 
 Build: for profile k, export the module with ``Dim(min, max)`` for every dim the profile leaves
-free and the opt shape as the example, then compile it ahead of time into ``profile{k}.pt2``.
+free and the opt shape as the example (so Inductor tunes for opt), then compile it ahead of time
+into ``profile{k}.pt2``. With ``share_weights`` (the default) the packages carry no weights
+(``aot_inductor.package_constants_in_so=False``); the engine stores them once in ``weights.pt``
+and every loaded package points at the same tensors (``load_constants(..., user_managed=True)``),
+as TensorRT shares weights across the profiles of one engine.
 Run: the loaded package of the chosen profile, called with torch tensors.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
+import io
+import logging
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from .._deps import require
@@ -20,7 +29,10 @@ from ..profiles import Profile
 from ..specs import TensorSpec, dtype_name
 from .base import Backend, BuildSettings, Built, Runner, Source
 
-_TUNING = {"default": {}, "max-autotune": {"max_autotune": True}}
+log = logging.getLogger("dynashape")
+
+_TUNING: dict[str, dict[str, Any]] = {"default": {}, "max-autotune": {"max_autotune": True}}
+_COMPUTE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def _sanitize(sym: str) -> str:
@@ -31,6 +43,62 @@ def _sanitize(sym: str) -> str:
 def _symbol(spec: TensorSpec, axis: int) -> str:
     d = spec.shape[axis]
     return d if isinstance(d, str) else f"{spec.name}_dim{axis}"
+
+
+def cache_dir() -> str:
+    """Inductor's compile cache for dynashape builds: persistent, so rebuilds and added profiles reuse work."""
+    return os.environ.get("DYNASHAPE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "dynashape", "inductor")
+
+
+@contextlib.contextmanager
+def _tf32(torch: Any, enabled: bool) -> Iterator[None]:
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) -> tuple[Any, bool]:
+    """The module as it will be compiled: on the device, in the compute precision and layout.
+
+    Inputs and outputs keep the model's dtypes: float inputs are cast to the compute dtype inside
+    the graph and float outputs back, so the cast is fused into the first and last kernels.
+    """
+    compute = getattr(torch, _COMPUTE[settings.precision])
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in source.module.modules())
+    channels_last = settings.channels_last if settings.channels_last is not None else (settings.device.startswith("cuda") and has_conv)
+    module = source.module.eval()
+    if settings.device != "cpu" or compute != torch.float32 or channels_last:
+        # NOTE: Module.to() converts in place; the caller's model (and the fp32 reference that
+        # validation compares with) must stay as it was.
+        module = copy.deepcopy(module).to(settings.device)
+        if compute != torch.float32:
+            module = module.to(compute)
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+    in_dtypes = [getattr(torch, s.dtype) if s.dtype != "bool" else torch.bool for s in source.inputs]
+    out_dtypes = [getattr(torch, s.dtype) if s.dtype in ("float32", "float16", "bfloat16", "float64") else None for s in source.outputs]
+
+    class Compute(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, *args: Any) -> tuple[Any, ...]:
+            cast = []
+            for a, dt in zip(args, in_dtypes, strict=True):
+                if dt.is_floating_point and dt != compute:
+                    a = a.to(compute)
+                if channels_last and a.dim() == 4 and dt.is_floating_point:
+                    a = a.contiguous(memory_format=torch.channels_last)
+                cast.append(a)
+            outs = self.inner(*cast)
+            return tuple(o.to(dt) if dt is not None and o.dtype != dt else o for o, dt in zip(outs, out_dtypes, strict=True))
+
+    return Compute().eval(), channels_last
 
 
 def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, device: str,
@@ -121,11 +189,21 @@ def merge_specs(per_profile: Sequence[Sequence[TensorSpec]]) -> list[TensorSpec]
     return merged
 
 
+def _weights(ep: Any) -> dict[str, Any]:
+    """Every tensor an exported program may ask for by FQN (parameters, buffers, lifted constants)."""
+    out = {}
+    for k, v in {**ep.state_dict, **ep.constants}.items():
+        if hasattr(v, "detach"):
+            out[k] = v.detach()
+    return out
+
+
 class InductorBackend(Backend):
     name = "inductor"
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
-    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "bf16")
     sources: ClassVar[tuple[str, ...]] = ("module",)
+    compiles_native_code = True
 
     @classmethod
     def available(cls) -> str | None:
@@ -140,26 +218,64 @@ class InductorBackend(Backend):
         tuning = settings.tuning or "default"
         if tuning not in _TUNING:
             raise BackendError(f"tuning '{tuning}'", "one of: " + ", ".join(_TUNING))
-        module = source.module.to(settings.device).eval()
+        if settings.device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError(f"device '{settings.device}', but torch {torch.__version__} sees no CUDA device", "a machine with an NVIDIA GPU", "build with --device cpu")
+        if settings.precision == "fp16" and settings.device == "cpu":
+            log.warning("fp16 on the CPU is slow in most PyTorch CPU kernels; bf16 or fp32 are usually faster there")
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache_dir())
+        module, channels_last = _make_compute_module(torch, source, settings)
+        configs = dict(_TUNING[tuning])
+        if settings.share_weights:
+            configs["aot_inductor.package_constants_in_so"] = False
         payloads: dict[str, bytes] = {}
         per_profile: list[list[TensorSpec]] = []
-        with tempfile.TemporaryDirectory(prefix="dynashape-aoti-") as tmp, torch.no_grad():
+        weights: dict[str, Any] = {}
+        seconds = []
+        with tempfile.TemporaryDirectory(prefix="dynashape-aoti-") as tmp, torch.no_grad(), _tf32(torch, settings.tf32):
             for k, profile in enumerate(profiles):
+                t = time.perf_counter()
+                log.info("profile %d/%d: torch.export + AOTInductor (%s)", k + 1, len(profiles), profile.describe())
                 ep = export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs)
                 per_profile.append(output_specs(ep, source.inputs, [o.name for o in source.outputs]))
+                if settings.share_weights:
+                    weights.update(_weights(ep))
                 path = os.path.join(tmp, f"profile{k}.pt2")
-                torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=dict(_TUNING[tuning]))
+                torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
                 with open(path, "rb") as f:
                     payloads[f"profile{k}.pt2"] = f.read()
-        return Built(payloads, source.inputs, merge_specs(per_profile), {"tuning": tuning, "torch": torch.__version__})
+                seconds.append(round(time.perf_counter() - t, 2))
+                log.info("profile %d built in %.1f s", k, seconds[-1])
+        if settings.share_weights:
+            buf = io.BytesIO()
+            torch.save({k: v.cpu().contiguous() for k, v in weights.items()}, buf)
+            payloads["weights.pt"] = buf.getvalue()
+        data = {"tuning": tuning, "channels_last": channels_last, "shared_weights": settings.share_weights,
+                "profile_build_seconds": seconds, "torch": torch.__version__}
+        return Built(payloads, source.inputs, merge_specs(per_profile), data)
 
     def load(self, manifest: Any, payloads: dict[str, bytes]) -> Runner:
         torch = require("torch", "the inductor backend")
+        device = manifest.device
+        if manifest.build_settings.tf32 and device.startswith("cuda"):
+            # NOTE: a process-wide switch; the engine was built and validated with it on.
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        weights = None
+        if "weights.pt" in payloads:
+            weights = torch.load(io.BytesIO(payloads["weights.pt"]), map_location=device, weights_only=True)
         models = []
         for k in range(len(manifest.profiles)):
             path = _cached_file(payloads[f"profile{k}.pt2"])
             try:
-                models.append(torch._inductor.aoti_load_package(path))
+                model = torch._inductor.aoti_load_package(path)
+                if weights is not None:
+                    fqns = model.get_constant_fqns()
+                    missing = [f for f in fqns if f not in weights]
+                    if missing:
+                        raise BackendError(f"profile {k} needs weights {missing[:5]} that the engine's weights.pt lacks", "a complete engine", "rebuild the engine")
+                    model.load_constants({f: weights[f] for f in fqns}, check_full_update=True, user_managed=True)
+            except BackendError:
+                raise
             except Exception as e:  # noqa: BLE001
                 raise BackendError(
                     f"torch {torch.__version__} cannot load profile {k} of this engine (built with torch "
@@ -167,7 +283,8 @@ class InductorBackend(Backend):
                     "an engine built by the same torch version on the same kind of machine",
                     "rebuild the engine on this machine",
                 ) from e
-        return InductorRunner(models, manifest.device)
+            models.append(model)
+        return InductorRunner(models, device, weights)
 
 
 def _cached_file(payload: bytes) -> str:
@@ -187,9 +304,10 @@ def _cached_file(payload: bytes) -> str:
 class InductorRunner(Runner):
     native = "torch"
 
-    def __init__(self, models: list[Any], device: str) -> None:
+    def __init__(self, models: list[Any], device: str, weights: dict[str, Any] | None) -> None:
         self.models = models
         self.device = device
+        self.weights = weights  # kept alive: the packages use these tensors in place
 
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
         return list(self.models[profile](*inputs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,7 +34,9 @@ class Engine:
     backends' run calls are thread-safe (ONNX Runtime sessions, AOTInductor model containers).
     """
 
-    def __init__(self, manifest: Manifest, runner: Runner, payloads: dict[str, bytes]) -> None:
+    def __init__(self, manifest: Manifest, runner: Runner, payloads: dict[str, bytes], *,
+                 cuda_graphs: bool | None = None, graph_cache_size: int | None = None,
+                 graph_cache_mb: float | None = None) -> None:
         self.manifest = manifest
         self._runner = runner
         self._payloads = payloads
@@ -53,6 +56,15 @@ class Engine:
         self._shared = [(sym, places) for sym, places in by_sym.items() if len(places) > 1]
         self._torch_native = runner.native == "torch"
         self._device = manifest.device
+        self._cuda = manifest.device.startswith("cuda")
+        self._graphs = None
+        if self._cuda and self._torch_native and (cuda_graphs is None or cuda_graphs):
+            from .cudagraphs import CudaGraphRunner
+
+            self._graphs = CudaGraphRunner(
+                runner, max_graphs=16 if graph_cache_size is None else graph_cache_size,
+                max_bytes=None if graph_cache_mb is None else int(graph_cache_mb * 2**20),
+            )
 
     # -- description -----------------------------------------------------------------------------
 
@@ -129,11 +141,16 @@ class Engine:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, inputs: Mapping[str, Any], *, profile: int | None = None) -> dict[str, Any]:
+    def run(self, inputs: Mapping[str, Any], *, profile: int | None = None, stream: Any = None,
+            out: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Run on ``inputs`` (name -> numpy array or torch tensor); return name -> output.
 
-        numpy in, numpy out; torch in, torch out. ``profile=None`` chooses the profile closest to
-        the shapes (see :mod:`dynashape.engine.selection`); ``profile=k`` forces one.
+        numpy in, numpy out; torch in, torch out, on the inputs' device (a CUDA engine takes CPU
+        arrays too and copies them through pinned memory). ``profile=None`` chooses the profile
+        closest to the shapes (see :mod:`dynashape.engine.selection`); ``profile=k`` forces one.
+        ``stream``: a ``torch.cuda.Stream`` to run on (CUDA engines). ``out``: preallocated torch
+        tensors to write the outputs into. Outputs returned without ``out`` are the caller's:
+        no later call overwrites them.
         """
         if not isinstance(inputs, Mapping):
             raise DynashapeError(
@@ -158,7 +175,7 @@ class Engine:
                     f"{self._static[i][2]}, the model's dtype for this input",
                     f"convert it: x.astype(np.{self._static[i][2]})" if not t else f"convert it: x.to(torch.{self._static[i][2]})",
                 )
-            if t and x.device.type != self._device.split(":")[0] and self._device == "cpu":
+            if t and x.device.type == "cuda" and not self._cuda:
                 raise DynashapeError(
                     f"input '{self._names[i]}' is on {x.device}", "a CPU tensor or numpy array for this CPU engine", "move it: x.cpu()"
                 )
@@ -172,8 +189,15 @@ class Engine:
             if not self._table.contains(profile, ordered):
                 raise self._table.outside_one(profile, ordered)
             k = profile
+        cuda_in = torch_in and any(getattr(x, "is_cuda", False) for x in arrays)
+        if self._cuda:
+            return self._run_cuda(k, arrays, ordered, torch_in, cuda_in, stream, out)
+        outs = self._call(k, self._to_native(arrays), ordered)
+        return self._deliver(self._from_native(outs, torch_in), out)
+
+    def _call(self, k: int, native: list[Any], ordered: list[tuple[int, ...]]) -> list[Any]:
         try:
-            outs = self._runner.run(k, self._to_native(arrays))
+            return self._runner.run(k, native)
         except Exception as e:
             # NOTE: the inputs passed every check, so this is the model failing at a shape its
             # profile allows (a dim the graph pinned); say so instead of surfacing a backend trace.
@@ -184,7 +208,48 @@ class Engine:
                 "the model may pin a dim that the profile lets vary: run `dynashape check` on the ONNX file, "
                 "or narrow the profile",
             ) from e
-        return dict(zip(self._out_names, self._from_native(outs, torch_in), strict=True))
+
+    def _run_cuda(self, k: int, arrays: list[Any], ordered: list[tuple[int, ...]], torch_in: bool, cuda_in: bool,
+                  stream: Any, out: Mapping[str, Any] | None) -> dict[str, Any]:
+        torch = require("torch", "CUDA engines")
+        ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
+        with ctx:
+            native = self._to_native(arrays)
+            if self._graphs is None:
+                outs, owned = self._call(k, native, ordered), False
+            else:
+                with self._graphs.lock:
+                    try:
+                        outs, owned = self._graphs.run(k, native)
+                    except DynashapeError:
+                        raise
+                    except Exception:
+                        outs, owned = self._call(k, native, ordered), False
+                    if owned or out is not None:
+                        # Copy out while holding the lock: the next replay reuses these buffers.
+                        if out is not None:
+                            return self._deliver(outs, out)
+                        outs = [o.clone() if cuda_in else o.cpu() for o in outs]
+                        owned = False
+            if not cuda_in:
+                outs = [o.cpu() for o in outs]
+            return self._deliver(outs if torch_in else [o.numpy() for o in outs], out)
+
+    def _deliver(self, outs: list[Any], out: Mapping[str, Any] | None) -> dict[str, Any]:
+        if out is None:
+            return dict(zip(self._out_names, outs, strict=True))
+        missing = [n for n in self._out_names if n not in out]
+        if missing:
+            raise DynashapeError(f"out= lacks output(s) {missing}", f"a tensor for every output: {self._out_names}")
+        for n, o in zip(self._out_names, outs, strict=True):
+            dst = out[n]
+            if tuple(dst.shape) != tuple(o.shape):
+                raise ShapeError(f"out['{n}'] has shape {format_shape(dst.shape)}", f"{format_shape(o.shape)}, the output's shape for these inputs")
+            if hasattr(dst, "copy_"):
+                dst.copy_(o if _is_torch(o) else require("torch", "out=").from_numpy(o))
+            else:
+                np.copyto(dst, o.detach().cpu().numpy() if _is_torch(o) else o)
+        return dict(out)
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:
         return self.run(inputs)
@@ -193,7 +258,16 @@ class Engine:
         if self._torch_native:
             torch = require("torch", "this engine")
             dev = self._device
-            return [(x if _is_torch(x) else torch.from_numpy(np.ascontiguousarray(x))).to(dev).contiguous() for x in arrays]
+            if not self._cuda:
+                return [(x if _is_torch(x) else torch.from_numpy(np.ascontiguousarray(x))).contiguous() for x in arrays]
+            # Host data goes through pinned memory so the copy to the GPU is asynchronous.
+            out = []
+            for x in arrays:
+                t = x if _is_torch(x) else torch.from_numpy(np.ascontiguousarray(x))
+                if not t.is_cuda:
+                    t = t.pin_memory().to(dev, non_blocking=True)
+                out.append(t.contiguous())
+            return out
         return [np.ascontiguousarray(x.detach().numpy()) if _is_torch(x) else x for x in arrays]
 
     def _from_native(self, outs: list[Any], torch_in: bool) -> list[Any]:
@@ -211,8 +285,14 @@ class Engine:
         write_engine(path, self.manifest, self._payloads)
 
 
-def load(path: str | os.PathLike[str]) -> Engine:
-    """Load an engine file written by :meth:`Engine.save` (or ``dynashape build --saveEngine``)."""
+def load(path: str | os.PathLike[str], *, cuda_graphs: bool | None = None, graph_cache_size: int | None = None,
+         graph_cache_mb: float | None = None) -> Engine:
+    """Load an engine file written by :meth:`Engine.save` (or ``dynashape build --saveEngine``).
+
+    CUDA engines replay CUDA graphs per exact input shapes (``cuda_graphs``, on by default), keeping
+    at most ``graph_cache_size`` graphs (default 16) and ``graph_cache_mb`` of graph memory (default
+    unbounded), least recently used evicted first. Loading compiles nothing.
+    """
     manifest, payloads = read_engine(path)
     if manifest.device.startswith("cuda"):
         torch = require("torch", f"the CUDA engine '{os.fspath(path)}'")
@@ -226,4 +306,5 @@ def load(path: str | os.PathLike[str]) -> Engine:
     why = backend.available()
     if why:
         raise EngineFileError(f"'{os.fspath(path)}' is a {manifest.backend} engine, and {why}", None, None)
-    return Engine(manifest, backend.load(manifest, payloads), payloads)
+    return Engine(manifest, backend.load(manifest, payloads), payloads, cuda_graphs=cuda_graphs,
+                  graph_cache_size=graph_cache_size, graph_cache_mb=graph_cache_mb)

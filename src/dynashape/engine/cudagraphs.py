@@ -1,0 +1,105 @@
+"""CUDA graphs per exact input shapes, around any torch-native runner.
+
+The first call at a new set of shapes runs normally and captures a graph; later calls at the same
+shapes copy the inputs into the graph's buffers and replay it. The cache is bounded by a count and
+by the memory the graphs hold, and evicts the least recently used graph.
+
+NOTE: AOTInductor's runner synchronizes inside a call, which the default capture mode forbids
+("operation not permitted when stream is capturing"); "relaxed" mode captures it (measured on an
+H200 here: ResNet-50 fp16 batch 1, 0.95 ms a plain call, 0.40 ms a replay, same outputs). Every new
+graph is replayed once and compared with the plain call before it is used; a graph that disagrees
+is dropped and its shapes run without graphs from then on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..backend.base import Runner
+
+log = logging.getLogger("dynashape")
+
+
+@dataclass
+class _Graph:
+    graph: Any
+    inputs: list[Any]
+    outputs: list[Any]
+    nbytes: int
+
+
+class CudaGraphRunner:
+    """Wraps a runner; ``run`` returns graph-owned output buffers, so callers copy before the next call."""
+
+    def __init__(self, runner: Runner, *, max_graphs: int = 16, max_bytes: int | None = None) -> None:
+        import torch
+
+        self._torch = torch
+        self.runner = runner
+        self.max_graphs = max_graphs
+        self.max_bytes = max_bytes
+        self._graphs: OrderedDict[tuple[Any, ...], _Graph | None] = OrderedDict()
+        self.lock = threading.Lock()  # held by the caller across copy-in, replay and copy-out
+        self.captures = 0
+        self.replays = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(g.nbytes for g in self._graphs.values() if g is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for g in self._graphs.values() if g is not None)
+
+    def run(self, profile: int, inputs: Sequence[Any]) -> tuple[list[Any], bool]:
+        """-> (outputs, owned_by_graph). Call with ``self.lock`` held."""
+        key = (profile, *((tuple(x.shape), x.dtype) for x in inputs))
+        if key in self._graphs:
+            entry = self._graphs[key]
+            self._graphs.move_to_end(key)
+            if entry is None:  # this shape failed its capture check: plain calls only
+                return self.runner.run(profile, inputs), False
+            for dst, src in zip(entry.inputs, inputs, strict=True):
+                dst.copy_(src, non_blocking=True)
+            entry.graph.replay()
+            self.replays += 1
+            return entry.outputs, True
+        outs = self.runner.run(profile, inputs)
+        self._graphs[key] = self._capture(profile, inputs, outs)
+        self._evict()
+        return outs, False
+
+    def _capture(self, profile: int, inputs: Sequence[Any], reference: Sequence[Any]) -> _Graph | None:
+        torch = self._torch
+        static_in = [x.clone() for x in inputs]
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, capture_error_mode="relaxed"):
+                static_out = self.runner.run(profile, static_in)
+            graph.replay()
+            torch.cuda.synchronize()
+        except Exception as e:  # noqa: BLE001 - a backend that cannot be captured runs plainly
+            log.warning("CUDA graph capture failed for shapes %s (%s); running them without graphs", [tuple(x.shape) for x in inputs], e)
+            return None
+        ok = all(torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4, equal_nan=True) for a, b in zip(static_out, reference, strict=True))
+        if not ok:
+            log.warning("CUDA graph replay disagrees with the plain call at shapes %s; running them without graphs", [tuple(x.shape) for x in inputs])
+            return None
+        self.captures += 1
+        return _Graph(graph, static_in, list(static_out), max(0, torch.cuda.memory_allocated() - before))
+
+    def _evict(self) -> None:
+        while len(self) > self.max_graphs or (self.max_bytes is not None and self.nbytes > self.max_bytes and len(self) > 1):
+            for key, g in self._graphs.items():
+                if g is not None:
+                    del self._graphs[key]
+                    break
+
+    def clear(self) -> None:
+        self._graphs.clear()

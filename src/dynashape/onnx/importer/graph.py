@@ -1,0 +1,362 @@
+"""Walk an ONNX graph and build a ``torch.fx.Graph`` that calls torch functions.
+
+Values flowing between nodes take one of three forms at import time:
+
+* an ``fx.Node``: a tensor computed at run time;
+* a :class:`Const`: a tensor known at import time (initializer or ``Constant``), registered as a
+  parameter or buffer only when run-time code needs it as a tensor;
+* a :class:`Sym`: a rank-0 or rank-1 integer tensor whose *elements* are known at import time, each
+  a Python ``int`` or an ``fx.Node`` that yields a ``SymInt`` (``x.size(i)`` and arithmetic on it).
+
+NOTE: ``Sym`` is what makes ``torch.export`` work with dynamic dims. ONNX computes shapes with
+tensors (Shape -> Gather -> Concat -> Reshape); converting those to tensors and back (``tolist()``)
+would give torch.export data-dependent values it cannot reason about. Keeping the elements as
+``SymInt`` arithmetic turns the whole shape computation into the symbolic integer expressions that
+torch.export and AOTInductor guard and specialize correctly. A ``Sym`` becomes a tensor only when
+data uses it (``sym_tensor``), and a run-time tensor used as a shape falls back to ``tolist()``
+(eager works; torch.export may then need the value bounded).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import onnx
+import torch
+from onnx import helper, numpy_helper
+from torch import fx
+
+from ...errors import ModelError, UnsupportedOpError
+from . import registry, runtime
+
+Value = Any  # fx.Node | Const | Sym | None
+
+# NOTE: float types become parameters, everything else buffers; both are saved with the module
+# and lifted by torch.export, so AOTInductor sees them as constants it may share across engines.
+DTYPES: dict[int, torch.dtype] = {
+    onnx.TensorProto.FLOAT: torch.float32,
+    onnx.TensorProto.DOUBLE: torch.float64,
+    onnx.TensorProto.FLOAT16: torch.float16,
+    onnx.TensorProto.BFLOAT16: torch.bfloat16,
+    onnx.TensorProto.INT8: torch.int8,
+    onnx.TensorProto.INT16: torch.int16,
+    onnx.TensorProto.INT32: torch.int32,
+    onnx.TensorProto.INT64: torch.int64,
+    onnx.TensorProto.UINT8: torch.uint8,
+    onnx.TensorProto.UINT16: torch.uint16,
+    onnx.TensorProto.UINT32: torch.uint32,
+    onnx.TensorProto.UINT64: torch.uint64,
+    onnx.TensorProto.BOOL: torch.bool,
+}
+
+# Sym values longer than this are kept as constants only (a shape is never this long).
+_SYM_MAX = 64
+
+
+class Const:
+    """A tensor known at import time."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, value: torch.Tensor, name: str | None = None) -> None:
+        self.value = value
+        self.name = name
+
+
+class Sym:
+    """An integer tensor of rank 0 or 1 whose elements are ints or SymInt-valued FX nodes."""
+
+    __slots__ = ("dtype", "elems", "scalar")
+
+    def __init__(self, elems: Sequence[int | fx.Node], *, scalar: bool = False, dtype: torch.dtype = torch.int64):
+        self.elems = list(elems)
+        self.scalar = scalar
+        self.dtype = dtype
+
+    @property
+    def static(self) -> bool:
+        return all(not isinstance(e, fx.Node) for e in self.elems)
+
+
+def dtype_of(elem_type: int, where: str) -> torch.dtype:
+    try:
+        return DTYPES[elem_type]
+    except KeyError:
+        name = onnx.TensorProto.DataType.Name(elem_type)
+        raise ModelError(
+            f"{where} has element type {name}", "one of " + ", ".join(str(d) for d in DTYPES.values()),
+            "cast the model to a supported type before importing",
+        ) from None
+
+
+class Builder:
+    """Converts one ONNX graph; op converters call back into it (see :mod:`.ops`)."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.opsets = {(o.domain if o.domain != "ai.onnx" else ""): int(o.version) for o in model.opset_import}
+        self.graph = fx.Graph()
+        self.root = torch.nn.Module()
+        self.env: dict[str, Value] = {}
+        # FX nodes yielding SymInts known to be >= 0 (sizes, and sums/products of sizes)
+        self.nonneg: set[fx.Node] = set()
+        self._attr_nodes: dict[int, fx.Node] = {}
+        self._names: set[str] = set()
+        self.node: onnx.NodeProto | None = None  # the node being converted (for error messages)
+        self.types: dict[str, tuple[int, int | None]] = _infer_types(model)  # name -> (elem_type, rank)
+
+    # ---- building blocks for converters ----------------------------------------------------------
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> fx.Node:
+        return self.graph.call_function(fn, tuple(args), kwargs)
+
+    def method(self, name: str, *args: Any, **kwargs: Any) -> fx.Node:
+        return self.graph.call_method(name, tuple(args), kwargs)
+
+    def t(self, v: Value) -> fx.Node | None:
+        """The value as a tensor node (``None`` stays ``None``, for omitted optional inputs)."""
+        if v is None or isinstance(v, fx.Node):
+            return v
+        if isinstance(v, Sym):
+            if v.static:
+                return self.t(Const(torch.tensor(v.elems, dtype=v.dtype).reshape(() if v.scalar else (-1,))))
+            return self.call(runtime.sym_tensor, v.elems, v.dtype, v.scalar)
+        if isinstance(v, Const):
+            node = self._attr_nodes.get(id(v))
+            if node is None:
+                name = self._unique(v.name or "const")
+                value = v.value.contiguous()
+                if value.is_floating_point():
+                    self.root.register_parameter(name, torch.nn.Parameter(value, requires_grad=False))
+                else:
+                    self.root.register_buffer(name, value)
+                node = self._attr_nodes[id(v)] = self.graph.get_attr(name)
+            return node
+        raise TypeError(f"not an importer value: {v!r}")
+
+    def const(self, v: Value) -> torch.Tensor | None:
+        """The value if known at import time, else ``None``."""
+        if isinstance(v, Const):
+            return v.value
+        if isinstance(v, Sym) and v.static:
+            return torch.tensor(v.elems, dtype=v.dtype).reshape(() if v.scalar else (-1,))
+        return None
+
+    def sym(self, v: Value) -> Sym | None:
+        """The value as a :class:`Sym` if its elements are known at import time, else ``None``."""
+        if isinstance(v, Sym):
+            return v
+        if isinstance(v, Const) and v.value.dim() <= 1 and v.value.numel() <= _SYM_MAX:
+            if v.value.dtype.is_floating_point or v.value.dtype.is_complex:
+                return None
+            return Sym(v.value.reshape(-1).tolist(), scalar=v.value.dim() == 0, dtype=v.value.dtype)
+        return None
+
+    def ints(self, v: Value) -> list[Any] | fx.Node:
+        """A shape-like input as a list of ints/SymInt nodes; a run-time tensor becomes ``tolist()``."""
+        s = self.sym(v)
+        if s is not None:
+            return list(s.elems)
+        return self.method("tolist", self.t(v))
+
+    def scalar(self, v: Value) -> Any:
+        """A rank-0 (or one-element) value as an int/float/SymInt node; run-time tensors use ``item()``."""
+        c = self.const(v)
+        if c is not None:
+            return c.reshape(-1)[0].item()
+        s = self.sym(v)
+        if s is not None and len(s.elems) == 1:
+            return s.elems[0]
+        return self.method("item", self.t(v))
+
+    def static_ints(self, v: Value, what: str) -> list[int]:
+        """Input values that must be known at import time (axes, pads of some ops)."""
+        c = self.const(v)
+        if c is None:
+            assert self.node is not None
+            raise UnsupportedOpError(
+                f"node '{self.node.name}' ({self.node.op_type}) computes its {what} at run time",
+                f"{what} given as an initializer or Constant",
+                "fold constants first (onnxsim or onnxscript's optimizer), or export with static values",
+            )
+        return [int(x) for x in c.reshape(-1).tolist()]
+
+    def rank(self, name: str) -> int | None:
+        """The rank of a value by name, from the model's shapes or ONNX shape inference."""
+        v = self.env.get(name)
+        if isinstance(v, Const):
+            return v.value.dim()
+        if isinstance(v, Sym):
+            return 0 if v.scalar else 1
+        return self.types.get(name, (0, None))[1]
+
+    def dtype(self, name: str) -> torch.dtype | None:
+        v = self.env.get(name)
+        if isinstance(v, Const):
+            return v.value.dtype
+        if isinstance(v, Sym):
+            return v.dtype
+        elem = self.types.get(name, (0, None))[0]
+        return DTYPES.get(elem)
+
+    def size(self, x: fx.Node, dim: int) -> fx.Node:
+        node = self.method("size", x, dim)
+        self.nonneg.add(node)
+        return node
+
+    def arith(self, fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
+        """``fn(a, b)`` on ints now, or as an FX node when either is symbolic."""
+        if not isinstance(a, fx.Node) and not isinstance(b, fx.Node):
+            return fn(a, b)
+        node = self.call(fn, a, b)
+        if fn in (operator.add, operator.mul, operator.floordiv, torch.sym_max) and self._nonneg(a) and self._nonneg(b):
+            self.nonneg.add(node)
+        return node
+
+    def is_nonneg(self, a: Any) -> bool:
+        return self._nonneg(a)
+
+    def _nonneg(self, a: Any) -> bool:
+        return a in self.nonneg if isinstance(a, fx.Node) else a >= 0
+
+    def _unique(self, name: str) -> str:
+        base = re.sub(r"\W", "_", name).strip("_") or "v"
+        if base[0].isdigit():
+            base = "v_" + base
+        out, i = base, 1
+        while out in self._names or hasattr(self.root, out):
+            out, i = f"{base}_{i}", i + 1
+        self._names.add(out)
+        return out
+
+    # ---- the walk --------------------------------------------------------------------------------
+    def build(self) -> fx.GraphModule:
+        g = self.model.graph
+        for init in g.initializer:
+            self.env[init.name] = Const(_to_torch(init), init.name)
+        for sparse in g.sparse_initializer:
+            raise UnsupportedOpError(f"sparse initializer '{sparse.values.name}'", "dense initializers", "densify it")
+        for inp in g.input:
+            if inp.name in self.env:
+                continue  # an initializer listed as an input (IR < 4): a weight, not an argument
+            if not inp.type.HasField("tensor_type"):
+                raise UnsupportedOpError(
+                    f"graph input '{inp.name}' is not a tensor ({inp.type.WhichOneof('value')})",
+                    "tensor inputs", "the importer converts tensor graphs only",
+                )
+            node = self.graph.placeholder(self._unique(inp.name))
+            self.env[inp.name] = node
+        self._check_supported(g.node)
+        for n in g.node:
+            self.convert_node(n)
+        outs = []
+        for out in g.output:
+            if out.name not in self.env:
+                raise ModelError(f"graph output '{out.name}' is produced by no node", "a valid ONNX graph", "run onnx.checker")
+            v = self.env[out.name]
+            node = self.t(v)
+            outs.append(node)
+        self.graph.output(tuple(outs))
+        gm = fx.GraphModule(self.root, self.graph, class_name="OnnxModule")
+        gm.graph.lint()
+        return gm
+
+    def convert_node(self, n: onnx.NodeProto) -> None:
+        entry = self._entry(n)
+        assert entry is not None  # _check_supported ran first
+        self.node = n
+        inputs = [self.env[name] if name else None for name in n.input]
+        missing = [name for name in n.input if name and name not in self.env]
+        if missing:
+            raise ModelError(f"node '{n.name}' ({n.op_type}) reads '{missing[0]}', which nothing produces",
+                             "a topologically sorted, valid ONNX graph", "run onnx.checker.check_model")
+        result = entry.convert(self, n, inputs)
+        outs = list(result) if isinstance(result, (list, tuple)) else [result]
+        for name, v in zip(n.output, outs):
+            if name:
+                self.env[name] = v
+
+    def version(self, n: onnx.NodeProto) -> int | None:
+        domain = n.domain if n.domain != "ai.onnx" else ""
+        opset = self.opsets.get(domain)
+        if opset is None:
+            return None
+        try:
+            return int(onnx.defs.get_schema(n.op_type, opset, domain).since_version)
+        except onnx.defs.SchemaError:
+            return None
+
+    def _entry(self, n: onnx.NodeProto) -> registry.Entry | None:
+        version = self.version(n)
+        return None if version is None else registry.lookup(n.domain, n.op_type, version)
+
+    def _check_supported(self, nodes: Sequence[onnx.NodeProto]) -> None:
+        bad = [n for n in nodes if self._entry(n) is None]
+        if not bad:
+            return
+        n = bad[0]
+        domain = n.domain or "ai.onnx"
+        opset = self.opsets.get(n.domain if n.domain != "ai.onnx" else "")
+        version = self.version(n)
+        entries = registry.known(n.domain, n.op_type)
+        if entries:
+            ranges = ", ".join(f"{e.first}..{e.last}" for e in entries)
+            expected = f"{n.op_type} versions {ranges} (this node's opset {opset} selects version {version})"
+        else:
+            expected = "one of the supported ops: " + ", ".join(registry.supported_ops())
+        others = sorted({m.op_type for m in bad[1:]} - {n.op_type})
+        more = f" (also unsupported: {', '.join(others)})" if others else ""
+        raise UnsupportedOpError(
+            f"op {n.op_type} (domain {domain}, opset {opset}) at node '{n.name}' is not supported{more}",
+            expected,
+            "replace the op before export, or decompose it (onnxscript's optimizer / rewriter); "
+            "for inductor, export from PyTorch directly when you have the model code",
+        )
+
+
+def _infer_types(model: onnx.ModelProto) -> dict[str, tuple[int, int | None]]:
+    try:
+        # NOTE: data_prop propagates Shape->Gather->Concat values, which lets ranks of Reshape outputs be known.
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:  # inference is a help, not a requirement: ranks then come from the graph's own value_info
+        pass
+    out: dict[str, tuple[int, int | None]] = {}
+    g = model.graph
+    for vi in [*g.value_info, *g.input, *g.output]:
+        tt = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+        if tt is not None:
+            out[vi.name] = (tt.elem_type, len(tt.shape.dim) if tt.HasField("shape") else None)
+    return out
+
+
+def attrs(n: onnx.NodeProto) -> dict[str, Any]:
+    """A node's attributes as Python values (strings decoded, tensors as torch tensors)."""
+    out: dict[str, Any] = {}
+    for a in n.attribute:
+        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+            raise UnsupportedOpError(
+                f"node '{n.name}' ({n.op_type}) has a subgraph attribute '{a.name}'",
+                "graphs without control flow (If, Loop, Scan)",
+                "export the model without data-dependent control flow",
+            )
+        if a.ref_attr_name:
+            raise UnsupportedOpError(f"node '{n.name}' uses a function attribute reference", "plain attributes", "inline functions first")
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, list) and v and isinstance(v[0], bytes):
+            v = [s.decode() for s in v]
+        elif isinstance(v, onnx.TensorProto):
+            v = _to_torch(v)
+        out[a.name] = v
+    return out
+
+
+def _to_torch(t: onnx.TensorProto) -> torch.Tensor:
+    dtype_of(t.data_type, f"tensor '{t.name}'")
+    arr = numpy_helper.to_array(t)
+    if t.data_type == onnx.TensorProto.BFLOAT16:
+        return torch.from_numpy(arr.astype("float32")).to(torch.bfloat16)
+    return torch.from_numpy(arr.copy())

@@ -1,0 +1,91 @@
+"""Data movement ops: Pad, Resize, the gather/scatter family, OneHot, NonZero."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnx
+import torch
+
+from ....errors import UnsupportedOpError
+from .. import runtime
+from ..graph import Builder, Value, attrs
+from ..registry import register
+
+
+@register("Pad", first=11)
+def pad(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
+    mode = attrs(n).get("mode", "constant")
+    value: Any = 0
+    if len(ins) > 2 and ins[2] is not None:
+        value = b.scalar(ins[2])
+    axes = b.static_ints(ins[3], "axes") if len(ins) > 3 and ins[3] is not None else None
+    return b.call(runtime.pad, b.t(ins[0]), b.ints(ins[1]), mode, value, axes)
+
+
+@register("Pad", first=2, last=10)
+def pad_v2(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
+    a = attrs(n)
+    return b.call(runtime.pad, b.t(ins[0]), [int(v) for v in a["pads"]], a.get("mode", "constant"),
+                  float(a.get("value", 0.0)), None)
+
+
+@register("Resize", first=11)
+def resize(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
+    a = attrs(n)
+    if int(a.get("antialias", 0)):
+        raise UnsupportedOpError(f"Resize node '{n.name}' uses antialias=1", "antialias=0",
+                                 "re-export with antialias off")
+    scales = b.const(ins[2]) if len(ins) > 2 and ins[2] is not None else None
+    if len(ins) > 2 and ins[2] is not None and scales is None:
+        raise UnsupportedOpError(f"Resize node '{n.name}' computes its scales at run time",
+                                 "constant scales, or sizes", "export with sizes or fold constants")
+    if scales is not None and scales.numel() == 0:
+        scales = None
+    sizes = b.ints(ins[3]) if len(ins) > 3 and ins[3] is not None else None
+    roi = b.const(ins[1]) if len(ins) > 1 and ins[1] is not None else None
+    opts = {
+        "mode": a.get("mode", "nearest"),
+        "coord": a.get("coordinate_transformation_mode", "half_pixel"),
+        "nearest_mode": a.get("nearest_mode", "round_prefer_floor"),
+        "cubic_a": float(a.get("cubic_coeff_a", -0.75)),
+        "exclude_outside": int(a.get("exclude_outside", 0)),
+        "extrapolation": float(a.get("extrapolation_value", 0.0)),
+        "axes": [int(v) for v in a["axes"]] if "axes" in a else None,
+        "policy": a.get("keep_aspect_ratio_policy", "stretch"),
+        "roi": None if roi is None or roi.numel() == 0 else [float(v) for v in roi.tolist()],
+    }
+    sc = None if scales is None else [float(v) for v in scales.tolist()]
+    return b.call(runtime.resize, b.t(ins[0]), sc, sizes, **opts)
+
+
+@register("GatherElements", first=11)
+def gather_elements(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
+    return b.call(runtime.gather_elements, b.t(ins[0]), b.t(ins[1]), int(attrs(n).get("axis", 0)))
+
+
+@register("GatherND", first=12)
+def gather_nd(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
+    return b.call(runtime.gather_nd, b.t(ins[0]), b.t(ins[1]), int(attrs(n).get("batch_dims", 0)))
+
+
+@register("ScatterElements", first=11)
+def scatter_elements(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
+    a = attrs(n)
+    return b.call(runtime.scatter_elements, b.t(ins[0]), b.t(ins[1]), b.t(ins[2]), int(a.get("axis", 0)),
+                  a.get("reduction", "none"))
+
+
+@register("ScatterND", first=11)
+def scatter_nd(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
+    return b.call(runtime.scatter_nd, b.t(ins[0]), b.t(ins[1]), b.t(ins[2]), attrs(n).get("reduction", "none"))
+
+
+@register("OneHot", first=9)
+def one_hot(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
+    return b.call(runtime.one_hot, b.t(ins[0]), b.scalar(ins[1]), b.t(ins[2]), int(attrs(n).get("axis", -1)))
+
+
+@register("NonZero", first=9)
+def non_zero(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
+    return b.method("t", b.call(torch.nonzero, b.t(ins[0])))
