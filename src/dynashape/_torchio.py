@@ -37,7 +37,9 @@ def normalize_inputs(
                 f"input_names {list(input_names)} differ from the example_inputs keys {names}",
                 "either dict example inputs (their keys are the names) or input_names, not two different lists",
             )
-        by_keyword = True
+        # NOTE: dict keys name the inputs; they are passed by keyword only when the forward has
+        # parameters of those names (a Sequential's forward takes one positional `input`).
+        by_keyword = all(n in forward_params(module) for n in names)
     elif isinstance(example_inputs, (tuple, list)):
         tensors = list(example_inputs)
         params = forward_params(module)

@@ -25,6 +25,52 @@ from ..backend.base import Runner
 log = logging.getLogger("dynashape")
 
 
+class BoundedLRU:
+    """An LRU map bounded by a count and a byte total; ``None`` values (known-bad keys) cost nothing.
+
+    >>> c = BoundedLRU(max_items=2)
+    >>> for k in "abc": c.put(k, k, nbytes=1)
+    >>> list(c.keys()), c.get("a")
+    (['b', 'c'], None)
+    """
+
+    def __init__(self, *, max_items: int, max_bytes: int | None = None) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self.evictions = 0
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._items
+
+    def keys(self) -> list[Any]:
+        return list(self._items)
+
+    def get(self, key: Any) -> Any:
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return self._items[key][0]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(n for _, n in self._items.values())
+
+    def __len__(self) -> int:
+        return sum(1 for v, _ in self._items.values() if v is not None)
+
+    def put(self, key: Any, value: Any, *, nbytes: int = 0) -> None:
+        self._items[key] = (value, nbytes if value is not None else 0)
+        self._items.move_to_end(key)
+        while len(self) > self.max_items or (self.max_bytes is not None and self.nbytes > self.max_bytes and len(self) > 1):
+            victim = next(k for k, (v, _) in self._items.items() if v is not None)
+            del self._items[victim]
+            self.evictions += 1
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
 @dataclass
 class _Graph:
     graph: Any
@@ -41,26 +87,23 @@ class CudaGraphRunner:
 
         self._torch = torch
         self.runner = runner
-        self.max_graphs = max_graphs
-        self.max_bytes = max_bytes
-        self._graphs: OrderedDict[tuple[Any, ...], _Graph | None] = OrderedDict()
+        self._graphs = BoundedLRU(max_items=max_graphs, max_bytes=max_bytes)
         self.lock = threading.Lock()  # held by the caller across copy-in, replay and copy-out
         self.captures = 0
         self.replays = 0
 
     @property
     def nbytes(self) -> int:
-        return sum(g.nbytes for g in self._graphs.values() if g is not None)
+        return self._graphs.nbytes
 
     def __len__(self) -> int:
-        return sum(1 for g in self._graphs.values() if g is not None)
+        return len(self._graphs)
 
     def run(self, profile: int, inputs: Sequence[Any]) -> tuple[list[Any], bool]:
         """-> (outputs, owned_by_graph). Call with ``self.lock`` held."""
         key = (profile, *((tuple(x.shape), x.dtype) for x in inputs))
         if key in self._graphs:
-            entry = self._graphs[key]
-            self._graphs.move_to_end(key)
+            entry = self._graphs.get(key)
             if entry is None:  # this shape failed its capture check: plain calls only
                 return self.runner.run(profile, inputs), False
             for dst, src in zip(entry.inputs, inputs, strict=True):
@@ -69,8 +112,8 @@ class CudaGraphRunner:
             self.replays += 1
             return entry.outputs, True
         outs = self.runner.run(profile, inputs)
-        self._graphs[key] = self._capture(profile, inputs, outs)
-        self._evict()
+        entry = self._capture(profile, inputs, outs)
+        self._graphs.put(key, entry, nbytes=entry.nbytes if entry else 0)
         return outs, False
 
     def _capture(self, profile: int, inputs: Sequence[Any], reference: Sequence[Any]) -> _Graph | None:
@@ -93,13 +136,6 @@ class CudaGraphRunner:
             return None
         self.captures += 1
         return _Graph(graph, static_in, list(static_out), max(0, torch.cuda.memory_allocated() - before))
-
-    def _evict(self) -> None:
-        while len(self) > self.max_graphs or (self.max_bytes is not None and self.nbytes > self.max_bytes and len(self) > 1):
-            for key, g in self._graphs.items():
-                if g is not None:
-                    del self._graphs[key]
-                    break
 
     def clear(self) -> None:
         self._graphs.clear()

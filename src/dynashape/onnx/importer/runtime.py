@@ -6,7 +6,7 @@ on sizes except where the branch is on a value known when the graph is built (an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -69,8 +69,11 @@ def gather(x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
     return flat.reshape(list(x.shape[:axis]) + list(indices.shape) + list(x.shape[axis + 1 :]))
 
 
-def slice_(x: torch.Tensor, starts: Sequence[Any], ends: Sequence[Any], axes: Sequence[int], steps: Sequence[int]) -> torch.Tensor:
-    """ONNX Slice with import-time axes and steps; starts/ends may be SymInts (clamped like Python)."""
+def slice_(x: torch.Tensor, starts: Sequence[Any], ends: Sequence[Any], axes: Sequence[int] | None,
+           steps: Sequence[int] | None) -> torch.Tensor:
+    """ONNX Slice; starts/ends may be SymInts (clamped like Python), axes and steps are ints."""
+    axes = list(range(len(starts))) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
     index: list[Any] = [slice(None)] * x.dim()
     flips: list[int] = []
     for s, e, a, st in zip(starts, ends, axes, steps):
@@ -146,6 +149,10 @@ def flatten(x: torch.Tensor, axis: int) -> torch.Tensor:
     return x.flatten(axis).flatten(0, axis - 1) if x.dim() > axis else x.flatten(0, axis - 1).reshape(-1, 1)
 
 
+def squeeze(x: torch.Tensor, axes: Sequence[int] | None) -> torch.Tensor:
+    return x.squeeze() if axes is None else torch.squeeze(x, tuple(axes))
+
+
 def unsqueeze(x: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
     rank = x.dim() + len(axes)
     for a in sorted(a % rank for a in axes):
@@ -179,11 +186,40 @@ def eye_like(x: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
     return (j - i == k).to(dtype)
 
 
-def div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+# NOTE: torch's CPU kernels lack arithmetic and comparisons on uint16/32/64, which ONNX allows; those
+# run in int64 and cast back (exact except for uint64 values above 2**63).
+_WIDE_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
+
+
+def _widened(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str, keep_type: bool) -> Callable[..., torch.Tensor]:
+    def run(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.dtype in _WIDE_UNSIGNED:
+            out = fn(a.to(torch.int64), b.to(torch.int64))
+            return out.to(a.dtype) if keep_type else out
+        return fn(a, b)
+
+    run.__name__ = run.__qualname__ = name  # FX generated code imports it by this name
+    return run
+
+
+def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """ONNX Div: true division for floats, truncation for integers."""
     if a.dtype.is_floating_point:
         return a / b
     return torch.div(a, b, rounding_mode="trunc")
+
+
+add = _widened(torch.add, "add", True)
+sub = _widened(torch.sub, "sub", True)
+mul = _widened(torch.mul, "mul", True)
+div = _widened(_div, "div", True)
+maximum = _widened(torch.maximum, "maximum", True)
+minimum = _widened(torch.minimum, "minimum", True)
+eq = _widened(torch.eq, "eq", False)
+lt = _widened(torch.lt, "lt", False)
+gt = _widened(torch.gt, "gt", False)
+le = _widened(torch.le, "le", False)
+ge = _widened(torch.ge, "ge", False)
 
 
 def pow_(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -418,10 +454,10 @@ def gemm(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None, alpha: float,
 # ---- reductions -----------------------------------------------------------------------------------
 
 
-def reduce(x: torch.Tensor, op: str, axes: Sequence[int] | None, keepdim: bool) -> torch.Tensor:
-    dims = list(range(x.dim())) if axes is None else [a % x.dim() for a in axes]
-    if not dims:
+def reduce(x: torch.Tensor, op: str, axes: Sequence[int] | None, keepdim: bool, noop: bool = False) -> torch.Tensor:
+    if not axes and noop:
         return x
+    dims = [a % x.dim() for a in axes] if axes else list(range(x.dim()))
     if op == "ReduceProd":
         y = x
         for d in sorted(dims, reverse=True):
@@ -572,6 +608,8 @@ def resize(x: torch.Tensor, scales: Sequence[float] | None, sizes: Sequence[Any]
     r = x.dim()
     axes = list(range(r)) if o["axes"] is None else [a % r for a in o["axes"]]
     k = len(axes)
+    if scales is not None and len(scales) == 0:
+        scales = None
     roi = o["roi"]
     if sizes is not None:
         outs = list(sizes)

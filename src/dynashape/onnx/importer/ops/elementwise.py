@@ -31,7 +31,7 @@ for _op, _fn in _UNARY.items():
     def _unary(b: Builder, n: onnx.NodeProto, ins: list[Value], fn: Callable[..., Any] = _fn) -> Value:
         return b.call(fn, b.t(ins[0]))
 
-    register(_op, first=6 if _op not in ("BitwiseNot",) else 18)(_unary)
+    register(_op, first=1)(_unary)
 
 
 @register("LeakyRelu", "Elu", "Celu", "Selu", "HardSigmoid", "ThresholdedRelu", "Shrink", "Gelu")
@@ -111,8 +111,9 @@ def _sym_binary(b: Builder, op: str, x: Value, y: Value) -> Sym | None:
 
 
 _BINARY: dict[str, Callable[..., Any]] = {
-    "Add": operator.add, "Sub": operator.sub, "Mul": operator.mul, "Div": runtime.div, "Pow": runtime.pow_,
-    "Equal": torch.eq, "Less": torch.lt, "Greater": torch.gt, "LessOrEqual": torch.le, "GreaterOrEqual": torch.ge,
+    "Add": runtime.add, "Sub": runtime.sub, "Mul": runtime.mul, "Div": runtime.div, "Pow": runtime.pow_,
+    "Equal": runtime.eq, "Less": runtime.lt, "Greater": runtime.gt, "LessOrEqual": runtime.le,
+    "GreaterOrEqual": runtime.ge,
     "And": torch.logical_and, "Or": torch.logical_or, "Xor": torch.logical_xor,
     "BitwiseAnd": torch.bitwise_and, "BitwiseOr": torch.bitwise_or, "BitwiseXor": torch.bitwise_xor,
 }
@@ -147,7 +148,7 @@ def variadic(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
         folded = _sym_binary(b, n.op_type, ins[0], ins[1])
         if folded is not None:
             return folded
-    fn = {"Max": torch.maximum, "Min": torch.minimum, "Sum": operator.add, "Mean": operator.add}[n.op_type]
+    fn = {"Max": runtime.maximum, "Min": runtime.minimum, "Sum": runtime.add, "Mean": runtime.add}[n.op_type]
     xs = [b.t(v) for v in ins]
     out = functools.reduce(lambda p, q: b.call(fn, p, q), xs[1:], xs[0])
     if n.op_type == "Mean":

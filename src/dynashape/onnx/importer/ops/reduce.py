@@ -22,9 +22,12 @@ def reduce(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     keepdims = int(a.get("keepdims", 1))
     # NOTE: axes moved from an attribute to an input at version 13 for ReduceSum and 18 for the others.
     axes_input_from = 13 if n.op_type == "ReduceSum" else 18
+    noop = False
+    axes: Any
     if (b.version(n) or 0) >= axes_input_from:
-        axes = b.static_ints(ins[1], "axes") if len(ins) > 1 and ins[1] is not None else []
-        if not axes and int(a.get("noop_with_empty_axes", 0)):
+        axes = b.ints(ins[1]) if len(ins) > 1 and ins[1] is not None else []
+        noop = bool(int(a.get("noop_with_empty_axes", 0)))
+        if axes == [] and noop:
             return ins[0]
     else:
         axes = [int(v) for v in a.get("axes", [])]
@@ -35,7 +38,7 @@ def reduce(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
         for e in s.elems:
             total = b.arith(fn, total, e)
         return Sym([total], scalar=not keepdims, dtype=s.dtype)
-    return b.call(runtime.reduce, b.t(ins[0]), n.op_type, axes or None, bool(keepdims))
+    return b.call(runtime.reduce, b.t(ins[0]), n.op_type, axes, bool(keepdims), noop)
 
 
 @register("ArgMax", "ArgMin", first=1)
@@ -48,7 +51,7 @@ def arg_reduce(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
 @register("CumSum", first=11)
 def cumsum(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     a = attrs(n)
-    axis = b.static_ints(ins[1], "axis")[0]
+    axis = b.scalar(ins[1])
     return b.call(runtime.cumsum, b.t(ins[0]), axis, bool(int(a.get("exclusive", 0))), bool(int(a.get("reverse", 0))))
 
 

@@ -77,12 +77,12 @@ def flatten(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     return b.call(runtime.flatten, b.t(ins[0]), int(attrs(n).get("axis", 1)))
 
 
-def _axes(b: Builder, n: onnx.NodeProto, ins: list[Value], attr_until: int) -> list[int] | None:
+def _axes(b: Builder, n: onnx.NodeProto, ins: list[Value], attr_until: int) -> Any:
     version = b.version(n) or 0
     if version < attr_until:
         axes = attrs(n).get("axes")
         return None if axes is None else [int(v) for v in axes]
-    return None if len(ins) < 2 or ins[1] is None else b.static_ints(ins[1], "axes")
+    return None if len(ins) < 2 or ins[1] is None else b.ints(ins[1])
 
 
 @register("Squeeze")
@@ -91,15 +91,12 @@ def squeeze(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     s = b.sym(ins[0])
     if s is not None and not s.scalar and len(s.elems) == 1 and axes in (None, [0], [-1]):
         return Sym(s.elems, scalar=True, dtype=s.dtype)
-    x = b.t(ins[0])
-    if axes is None:
-        return b.method("squeeze", x)
-    return b.call(torch.squeeze, x, tuple(axes))
+    return b.call(runtime.squeeze, b.t(ins[0]), axes)
 
 
 @register("Unsqueeze")
 def unsqueeze(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
-    axes = _axes(b, n, ins, 13) or []
+    axes = _axes(b, n, ins, 13)
     s = b.sym(ins[0])
     if s is not None and s.scalar and axes in ([0], [-1]):
         return Sym(s.elems, dtype=s.dtype)
@@ -129,8 +126,8 @@ def gather(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
 @register("Slice", first=10)
 def slice_(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     starts, ends = b.ints(ins[1]), b.ints(ins[2])
-    axes = b.static_ints(ins[3], "axes") if len(ins) > 3 and ins[3] is not None else None
-    steps = b.static_ints(ins[4], "steps") if len(ins) > 4 and ins[4] is not None else None
+    axes = b.ints(ins[3]) if len(ins) > 3 and ins[3] is not None else None
+    steps = b.ints(ins[4]) if len(ins) > 4 and ins[4] is not None else None
     return _slice(b, ins[0], starts, ends, axes, steps)
 
 
@@ -140,25 +137,16 @@ def slice_v1(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     return _slice(b, ins[0], list(a["starts"]), list(a["ends"]), a.get("axes"), None)
 
 
-def _slice(b: Builder, x: Value, starts: Any, ends: Any, axes: list[int] | None, steps: list[int] | None) -> Value:
-    if isinstance(starts, torch.fx.Node) or isinstance(ends, torch.fx.Node):
-        if axes is None or steps is None:
-            raise UnsupportedOpError(
-                f"Slice node '{b.node.name if b.node else '?'}' has run-time starts/ends and default axes or steps",
-                "starts/ends as constants or shape arithmetic, or explicit axes and steps", "fold constants first")
-        count = len(axes)
-    else:
-        count = len(starts)
-    axes = list(range(count)) if axes is None else list(axes)
-    steps = [1] * count if steps is None else list(steps)
+def _slice(b: Builder, x: Value, starts: Any, ends: Any, axes: Any, steps: Any) -> Value:
+    if any(isinstance(v, torch.fx.Node) for v in (starts, ends, axes, steps)):
+        return b.call(runtime.slice_, b.t(x), starts, ends, axes, steps)  # run-time values: eager only
+    count = len(starts)
+    axes = list(range(count)) if axes is None else [int(v) for v in axes]
+    steps = [1] * count if steps is None else [int(v) for v in steps]
     s = b.sym(x)
-    if (s is not None and not s.scalar and axes in ([0], [-1]) and isinstance(starts, list) and isinstance(ends, list)
+    if (s is not None and not s.scalar and axes in ([0], [-1])
             and all(isinstance(v, int) for v in starts + ends)):
         return Sym(s.elems[slice(_pyclamp(starts[0]), _pyclamp(ends[0]), steps[0])], dtype=s.dtype)
-    if isinstance(starts, torch.fx.Node):
-        starts = [b.call(operator.getitem, starts, i) for i in range(count)]
-    if isinstance(ends, torch.fx.Node):
-        ends = [b.call(operator.getitem, ends, i) for i in range(count)]
     return b.call(runtime.slice_, b.t(x), starts, ends, axes, steps)
 
 

@@ -19,7 +19,7 @@ def pad(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     value: Any = 0
     if len(ins) > 2 and ins[2] is not None:
         value = b.scalar(ins[2])
-    axes = b.static_ints(ins[3], "axes") if len(ins) > 3 and ins[3] is not None else None
+    axes = b.ints(ins[3]) if len(ins) > 3 and ins[3] is not None else None
     return b.call(runtime.pad, b.t(ins[0]), b.ints(ins[1]), mode, value, axes)
 
 
@@ -37,11 +37,11 @@ def resize(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
         raise UnsupportedOpError(f"Resize node '{n.name}' uses antialias=1", "antialias=0",
                                  "re-export with antialias off")
     scales = b.const(ins[2]) if len(ins) > 2 and ins[2] is not None else None
-    if len(ins) > 2 and ins[2] is not None and scales is None:
-        raise UnsupportedOpError(f"Resize node '{n.name}' computes its scales at run time",
-                                 "constant scales, or sizes", "export with sizes or fold constants")
-    if scales is not None and scales.numel() == 0:
-        scales = None
+    sc: Any = None
+    if scales is not None and scales.numel():
+        sc = [float(v) for v in scales.tolist()]
+    elif len(ins) > 2 and ins[2] is not None and scales is None:
+        sc = b.method("tolist", b.t(ins[2]))  # run-time scales: eager only
     sizes = b.ints(ins[3]) if len(ins) > 3 and ins[3] is not None else None
     roi = b.const(ins[1]) if len(ins) > 1 and ins[1] is not None else None
     opts = {
@@ -55,7 +55,6 @@ def resize(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
         "policy": a.get("keep_aspect_ratio_policy", "stretch"),
         "roi": None if roi is None or roi.numel() == 0 else [float(v) for v in roi.tolist()],
     }
-    sc = None if scales is None else [float(v) for v in scales.tolist()]
     return b.call(runtime.resize, b.t(ins[0]), sc, sizes, **opts)
 
 
