@@ -263,28 +263,34 @@ class InductorBackend(Backend):
         weights = None
         if "weights.pt" in payloads:
             weights = torch.load(io.BytesIO(payloads["weights.pt"]), map_location=device, weights_only=True)
-        models = []
-        for k in range(len(manifest.profiles)):
-            path = _cached_file(payloads[f"profile{k}.pt2"])
-            try:
-                model = torch._inductor.aoti_load_package(path)
-                if weights is not None:
-                    fqns = model.get_constant_fqns()
-                    missing = [f for f in fqns if f not in weights]
-                    if missing:
-                        raise BackendError(f"profile {k} needs weights {missing[:5]} that the engine's weights.pt lacks", "a complete engine", "rebuild the engine")
-                    model.load_constants({f: weights[f] for f in fqns}, check_full_update=True, user_managed=True)
-            except BackendError:
-                raise
-            except Exception as e:  # noqa: BLE001
-                raise BackendError(
-                    f"torch {torch.__version__} cannot load profile {k} of this engine (built with torch "
-                    f"{manifest.library_versions.get('torch')}): {str(e).splitlines()[0][:500] if str(e) else type(e).__name__}",
-                    "an engine built by the same torch version on the same kind of machine",
-                    "rebuild the engine on this machine",
-                ) from e
-            models.append(model)
-        return InductorRunner(models, device, weights)
+        paths = [_cached_file(payloads[f"profile{k}.pt2"]) for k in range(len(manifest.profiles))]
+        models = [_load_package(torch, manifest, k, p, weights, single_threaded=False) for k, p in enumerate(paths)]
+        return InductorRunner(models, device, weights, lambda k: _load_package(torch, manifest, k, paths[k], weights, single_threaded=True))
+
+
+def _load_package(torch: Any, manifest: Any, k: int, path: str, weights: dict[str, Any] | None, *, single_threaded: bool) -> Any:
+    try:
+        # NOTE: the default (thread-safe) container synchronizes on a CUDA event after each run,
+        # and an event recorded during graph capture breaks every later call ("invalid argument").
+        # Graph capture therefore uses a separate single-threaded container of the same package.
+        model = (torch._inductor.aoti_load_package(path, run_single_threaded=True) if single_threaded
+                 else torch._inductor.aoti_load_package(path))
+        if weights is not None:
+            fqns = model.get_constant_fqns()
+            missing = [f for f in fqns if f not in weights]
+            if missing:
+                raise BackendError(f"profile {k} needs weights {missing[:5]} that the engine's weights.pt lacks", "a complete engine", "rebuild the engine")
+            model.load_constants({f: weights[f] for f in fqns}, check_full_update=True, user_managed=True)
+        return model
+    except BackendError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise BackendError(
+            f"torch {torch.__version__} cannot load profile {k} of this engine (built with torch "
+            f"{manifest.library_versions.get('torch')}): {str(e).splitlines()[0][:500] if str(e) else type(e).__name__}",
+            "an engine built by the same torch version on the same kind of machine",
+            "rebuild the engine on this machine",
+        ) from e
 
 
 def _cached_file(payload: bytes) -> str:
@@ -304,10 +310,30 @@ def _cached_file(payload: bytes) -> str:
 class InductorRunner(Runner):
     native = "torch"
 
-    def __init__(self, models: list[Any], device: str, weights: dict[str, Any] | None) -> None:
+    def __init__(self, models: list[Any], device: str, weights: dict[str, Any] | None,
+                 load_single_threaded: Any = None) -> None:
         self.models = models
         self.device = device
         self.weights = weights  # kept alive: the packages use these tensors in place
+        self._load_single_threaded = load_single_threaded
+        self._capture_models: dict[int, Any] = {}
 
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
         return list(self.models[profile](*inputs))
+
+    def capture_runner(self) -> Runner:
+        """A runner for CUDA graph capture: single-threaded containers, loaded on first use."""
+        return _CaptureRunner(self)
+
+
+class _CaptureRunner(Runner):
+    native = "torch"
+
+    def __init__(self, parent: InductorRunner) -> None:
+        self.parent = parent
+
+    def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
+        p = self.parent
+        if profile not in p._capture_models:
+            p._capture_models[profile] = p._load_single_threaded(profile)
+        return list(p._capture_models[profile](*inputs))

@@ -6,7 +6,10 @@ by the memory the graphs hold, and evicts the least recently used graph.
 
 NOTE: AOTInductor's runner synchronizes inside a call, which the default capture mode forbids
 ("operation not permitted when stream is capturing"); "relaxed" mode captures it (measured on an
-H200 here: ResNet-50 fp16 batch 1, 0.95 ms a plain call, 0.40 ms a replay, same outputs). Every new
+H200 here: ResNet-50 fp16 batch 1, 0.95 ms a plain call, 0.40 ms a replay, same outputs). Capture
+uses a runner the backend provides for it (AOTInductor: a single-threaded container of the same
+package, since an event recorded by the default container during capture breaks its later calls
+with "invalid argument", seen on the H200 here). Every new
 graph is replayed once and compared with the plain call before it is used; a graph that disagrees
 is dropped and its shapes run without graphs from then on.
 """
@@ -87,6 +90,8 @@ class CudaGraphRunner:
 
         self._torch = torch
         self.runner = runner
+        # Backends whose plain runner cannot be captured offer a separate one for capture.
+        self.capture_with = runner.capture_runner() if hasattr(runner, "capture_runner") else runner
         self._graphs = BoundedLRU(max_items=max_graphs, max_bytes=max_bytes)
         self.lock = threading.Lock()  # held by the caller across copy-in, replay and copy-out
         self.captures = 0
@@ -123,8 +128,10 @@ class CudaGraphRunner:
         before = torch.cuda.memory_allocated()
         graph = torch.cuda.CUDAGraph()
         try:
+            self.capture_with.run(profile, static_in)  # warm the capture container outside capture
+            torch.cuda.synchronize()
             with torch.cuda.graph(graph, capture_error_mode="relaxed"):
-                static_out = self.runner.run(profile, static_in)
+                static_out = self.capture_with.run(profile, static_in)
             graph.replay()
             torch.cuda.synchronize()
         except Exception as e:  # noqa: BLE001 - a backend that cannot be captured runs plainly

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -23,6 +25,13 @@ def sym_tensor(elems: Sequence[Any], dtype: torch.dtype, scalar: bool) -> torch.
         return torch.zeros(0, dtype=dtype)
     t = torch.stack([torch.full((), e, dtype=dtype) for e in elems])
     return t.reshape(()) if scalar else t
+
+
+def trunc_div(p: Any, q: int) -> Any:
+    """ONNX integer Div (truncation) of a SymInt by a positive int, without a branch on the SymInt."""
+    if _is_int(p):
+        return p // q if p >= 0 else -((-p) // q)
+    return torch.sym_ite(p >= 0, p // q, -((-p) // q))
 
 
 def reshape(x: torch.Tensor, shape: Sequence[Any], allowzero: int) -> torch.Tensor:
@@ -56,8 +65,20 @@ def constant_of_shape(shape: Sequence[Any], value: torch.Tensor) -> torch.Tensor
     return torch.full(list(shape), value.reshape(-1)[0].item(), dtype=value.dtype, device=value.device)
 
 
-def arange(start: Any, limit: Any, delta: Any, dtype: torch.dtype) -> torch.Tensor:
+def arange(start: Any, limit: Any, delta: Any, dtype: torch.dtype, stash: bool = False) -> torch.Tensor:
+    if stash or dtype.is_floating_point:
+        # NOTE: ONNX defines Range as start + i * delta with ceil((limit - start) / delta) elements
+        wide = torch.float64 if dtype == torch.float64 else torch.float32
+        count = max(math.ceil((limit - start) / delta), 0) if isinstance(limit - start, (int, float)) else torch.sym_max(
+            torch.sym_int(math.ceil((limit - start) / delta)), 0)
+        return (start + torch.arange(count, dtype=wide) * delta).to(dtype)
     return torch.arange(start, limit, delta, dtype=dtype)
+
+
+def topk(x: torch.Tensor, k: Any, axis: int, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """ONNX TopK: among equal values the lower index comes first (a stable sort; torch.topk is not stable)."""
+    values, indices = torch.sort(x, dim=axis, descending=largest, stable=True)
+    return values.narrow(axis, 0, k), indices.narrow(axis, 0, k)
 
 
 def gather(x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
@@ -173,9 +194,10 @@ def depth_to_space(x: torch.Tensor, bs: int, mode: str) -> torch.Tensor:
     return y.reshape(n, c // (bs * bs), h * bs, w * bs)
 
 
-def space_to_depth(x: torch.Tensor, bs: int) -> torch.Tensor:
+def space_to_depth(x: torch.Tensor, bs: int, mode: str = "DCR") -> torch.Tensor:
     n, c, h, w = x.shape
-    y = x.reshape(n, c, h // bs, bs, w // bs, bs).permute(0, 3, 5, 1, 2, 4)
+    y = x.reshape(n, c, h // bs, bs, w // bs, bs)
+    y = y.permute(0, 1, 3, 5, 2, 4) if mode == "CRD" else y.permute(0, 3, 5, 1, 2, 4)
     return y.reshape(n, c * bs * bs, h // bs, w // bs)
 
 
@@ -220,6 +242,10 @@ lt = _widened(torch.lt, "lt", False)
 gt = _widened(torch.gt, "gt", False)
 le = _widened(torch.le, "le", False)
 ge = _widened(torch.ge, "ge", False)
+fmod = _widened(torch.fmod, "fmod", True)
+remainder = _widened(torch.remainder, "remainder", True)
+lshift = _widened(torch.bitwise_left_shift, "lshift", True)
+rshift = _widened(torch.bitwise_right_shift, "rshift", True)
 
 
 def pow_(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -342,10 +368,15 @@ def conv_transpose(
         for i in range(k):
             full = (x.shape[2 + i] - 1) * strides[i] + (w.shape[2 + i] - 1) * dilations[i] + 1
             target = output_shape[i] if output_shape is not None else x.shape[2 + i] * strides[i]
-            total = full + output_padding[i] - target
-            small, big = total // 2, total - total // 2
-            begins.append(big if auto_pad == "SAME_LOWER" else small)
-            ends.append(small if auto_pad == "SAME_LOWER" else big)
+            if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+                total = full + output_padding[i] - target
+                small, big = total // 2, total - total // 2
+                begins.append(big if auto_pad == "SAME_LOWER" else small)
+                ends.append(small if auto_pad == "SAME_LOWER" else big)
+            else:  # NOTE: explicit output_shape without auto_pad keeps the leading pads, crops/extends the end
+                begin = pads[i] if auto_pad == "NOTSET" else 0
+                begins.append(begin)
+                ends.append(full + output_padding[i] - begin - target)
     crop = _torch_pads([-b for b in begins], [op - e for e, op in zip(ends, output_padding)])
     y = F.pad(y, crop)
     if bias is not None:
@@ -353,11 +384,28 @@ def conv_transpose(
     return y
 
 
-def _sum_pool(x: torch.Tensor, kernel: Sequence[int], strides: Sequence[int], ceil_mode: int) -> torch.Tensor:
-    if len(kernel) == 1:
-        return _sum_pool(x.unsqueeze(2), [1, *kernel], [1, *strides], ceil_mode).squeeze(2)
-    fn = F.avg_pool2d if len(kernel) == 2 else F.avg_pool3d
-    return fn(x, list(kernel), list(strides), 0, bool(ceil_mode), True, 1)
+def _window_sums(x: torch.Tensor, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]) -> torch.Tensor:
+    """Sum over each (dilated) window: a convolution of each channel with a kernel of ones."""
+    k = len(kernel)
+    n, c = x.shape[0], x.shape[1]
+    ones = torch.ones([1, 1, *kernel], dtype=x.dtype, device=x.device)
+    fn = (F.conv1d, F.conv2d, F.conv3d)[k - 1]
+    y = fn(x.reshape([n * c, 1, *x.shape[2:]]), ones, None, list(strides), 0, list(dilations))
+    return y.reshape([n, c, *y.shape[2:]])
+
+
+def _ceil_extra(x: torch.Tensor, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+                begins: Sequence[Any], ends: Sequence[Any]) -> list[Any]:
+    """Zeros to add at each axis' end so that a VALID pooling yields ONNX's ceil_mode output size."""
+    extra = []
+    for i, (kk, s, d) in enumerate(zip(kernel, strides, dilations)):
+        span = x.shape[2 + i] + begins[i] + ends[i]
+        window = (kk - 1) * d + 1
+        out = -(-(span - window) // s) + 1
+        if (out - 1) * s >= x.shape[2 + i] + begins[i]:
+            out = out - 1  # NOTE: a last window that starts in the end padding is dropped (ONNX 19+, torch)
+        extra.append(torch.sym_max((out - 1) * s + window - span, 0))
+    return extra
 
 
 def pool(
@@ -373,16 +421,24 @@ def pool(
             return fn(x, list(kernel), list(strides), list(begins), list(dilations), bool(ceil_mode))
         x = F.pad(x, _torch_pads(begins, ends), value=float("-inf"))
         return fn(x, list(kernel), list(strides), 0, list(dilations), bool(ceil_mode))
-    if op == "LpPool":
-        xp = F.pad(x.abs().pow(p), _torch_pads(begins, ends))
-        return _sum_pool(xp, kernel, strides, ceil_mode).pow(1.0 / p)
-    if small and k > 1 and not (ceil_mode and count_include_pad):
+    plain = all(d == 1 for d in dilations) and k > 1 and not (ceil_mode and count_include_pad)
+    if op == "AveragePool" and small and plain:
         fn = F.avg_pool2d if k == 2 else F.avg_pool3d
         return fn(x, list(kernel), list(strides), list(begins), bool(ceil_mode), bool(count_include_pad))
-    total = _sum_pool(F.pad(x, _torch_pads(begins, ends)), kernel, strides, ceil_mode)
+    # General case: window sums over the padded input divided by the count of counted cells.
+    extra = _ceil_extra(x, kernel, strides, dilations, begins, ends) if ceil_mode else [0] * k
+    ends2 = [e + x2 for e, x2 in zip(ends, extra)]
+    data = x.abs().pow(p) if op == "LpPool" else x
+    sums = _window_sums(F.pad(data, _torch_pads(begins, ends2)), kernel, strides, dilations)
+    if op == "LpPool":
+        return sums.pow(1.0 / p)
     ones = torch.ones([1, 1, *x.shape[2:]], dtype=x.dtype, device=x.device)
-    mask = F.pad(ones, _torch_pads(begins, ends), value=1.0 if count_include_pad else 0.0)
-    return total / _sum_pool(mask, kernel, strides, ceil_mode)
+    if count_include_pad:
+        ones = F.pad(ones, _torch_pads(begins, ends), value=1.0)
+        mask = F.pad(ones, _torch_pads([0] * k, extra))
+    else:
+        mask = F.pad(ones, _torch_pads(begins, ends2))
+    return sums / _window_sums(mask, kernel, strides, dilations)
 
 
 def global_pool(x: torch.Tensor, op: str, p: int) -> torch.Tensor:
@@ -483,6 +539,8 @@ def reduce(x: torch.Tensor, op: str, axes: Sequence[int] | None, keepdim: bool, 
 def _empty_reduce(x: torch.Tensor, dims: list[int], keepdim: bool, fill: float) -> torch.Tensor:
     shape = [1 if i in dims else s for i, s in enumerate(x.shape)] if keepdim else [
         s for i, s in enumerate(x.shape) if i not in dims]
+    if x.dtype == torch.bool:
+        return torch.full(shape, fill < 0 and False or fill > 0, dtype=x.dtype)
     if not x.dtype.is_floating_point:
         info = torch.iinfo(x.dtype)
         fill = info.min if fill < 0 else info.max
@@ -547,7 +605,8 @@ def _axis_coords(
         offset = in_size / 2 * (1 - adjustment)
         return offset + (i + 0.5) / scale - 0.5
     if coord == "align_corners":
-        return i * (in_size - 1) / (out_size - 1) if out_size > 1 else torch.zeros_like(i)
+        # NOTE: ONNX divides by (in * scale - 1), not (out - 1): they differ when in * scale is fractional
+        return i * (in_size - 1) / (in_size * scale - 1) if out_size > 1 else torch.zeros_like(i)
     if coord == "asymmetric":
         return i / scale
     if coord == "tf_crop_and_resize":
@@ -608,9 +667,10 @@ def resize(x: torch.Tensor, scales: Sequence[float] | None, sizes: Sequence[Any]
     r = x.dim()
     axes = list(range(r)) if o["axes"] is None else [a % r for a in o["axes"]]
     k = len(axes)
+    roi = o["roi"]
     if scales is not None and len(scales) == 0:
         scales = None
-    roi = o["roi"]
+    roi = roi if roi else None
     if sizes is not None:
         outs = list(sizes)
         if o["policy"] != "stretch":
@@ -628,6 +688,8 @@ def resize(x: torch.Tensor, scales: Sequence[float] | None, sizes: Sequence[Any]
         outs = [x.shape[a] * int(sc[j]) if crop[j] == 1.0 and float(sc[j]).is_integer()
                 else _floor_size(x.shape[a] * crop[j] * sc[j]) for j, a in enumerate(axes)]
     fast = _interpolate_mode(o, axes, r, sc, sizes is not None)
+    if fast is not None and fast[1] and sizes is None and not all(float(v).is_integer() for v in sc):
+        fast = None  # NOTE: align_corners from fractional scales: torch and ONNX round the size differently
     if sizes is not None:
         keeps_nc = all(_same(outs[i], x.shape[i]) for i in range(2)) if fast is not None else False
     else:

@@ -91,6 +91,8 @@ def _sym_binary(b: Builder, op: str, x: Value, y: Value) -> Sym | None:
                 out.append(_trunc_div(p, q))
             elif b.is_nonneg(p) and b.is_nonneg(q):  # NOTE: trunc == floor for sizes
                 out.append(b.arith(operator.floordiv, p, q))
+            elif isinstance(q, int) and q > 0:  # e.g. (size - 1) / 2 in conv output-size arithmetic
+                out.append(b.call(runtime.trunc_div, p, q))
             else:
                 return None
         elif op in ("Max", "Min") and symbolic:
@@ -132,13 +134,13 @@ for _op, _fn in _BINARY.items():
 
 @register("Mod", first=10)
 def mod(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
-    fn = torch.fmod if int(attrs(n).get("fmod", 0)) else torch.remainder
+    fn = runtime.fmod if int(attrs(n).get("fmod", 0)) else runtime.remainder
     return b.call(fn, b.t(ins[0]), b.t(ins[1]))
 
 
 @register("BitShift", first=11)
 def bit_shift(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
-    fn = torch.bitwise_left_shift if attrs(n)["direction"] == "LEFT" else torch.bitwise_right_shift
+    fn = runtime.lshift if attrs(n)["direction"] == "LEFT" else runtime.rshift
     return b.call(fn, b.t(ins[0]), b.t(ins[1]))
 
 

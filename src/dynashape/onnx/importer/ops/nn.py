@@ -92,7 +92,7 @@ def batch_norm(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
 @register("InstanceNormalization", first=6)
 def instance_norm(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     eps = float(attrs(n).get("epsilon", 1e-5))
-    return b.call(F.instance_norm, b.t(ins[0]), None, None, b.t(ins[1]), b.t(ins[2]), False, 0.0, eps)
+    return b.call(F.instance_norm, b.t(ins[0]), None, None, b.t(ins[1]), b.t(ins[2]), True, 0.0, eps)
 
 
 @register("LayerNormalization", first=17)

@@ -58,6 +58,5 @@ def cumsum(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
 @register("TopK", first=11)
 def topk(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     a = attrs(n)
-    out = b.call(torch.topk, b.t(ins[0]), b.scalar(ins[1]), int(a.get("axis", -1)),
-                 bool(int(a.get("largest", 1))), bool(int(a.get("sorted", 1))))
+    out = b.call(runtime.topk, b.t(ins[0]), b.scalar(ins[1]), int(a.get("axis", -1)), bool(int(a.get("largest", 1))))
     return [b.call(operator.getitem, out, 0), b.call(operator.getitem, out, 1)]

@@ -177,7 +177,9 @@ def constant_of_shape(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
 @register("Range", first=11)
 def range_(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     dtype = b.dtype(n.input[0]) or torch.int64
-    return b.call(runtime.arange, b.scalar(ins[0]), b.scalar(ins[1]), b.scalar(ins[2]), dtype)
+    # NOTE: Range 27's stash_type=1 (the default) accumulates float16/bfloat16 in float32.
+    stash = dtype in (torch.float16, torch.bfloat16) and int(attrs(n).get("stash_type", 1)) == 1
+    return b.call(runtime.arange, b.scalar(ins[0]), b.scalar(ins[1]), b.scalar(ins[2]), dtype, stash)
 
 
 @register("Transpose")
@@ -218,7 +220,8 @@ def depth_to_space(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
 
 @register("SpaceToDepth")
 def space_to_depth(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
-    return b.call(runtime.space_to_depth, b.t(ins[0]), int(attrs(n)["blocksize"]))
+    a = attrs(n)
+    return b.call(runtime.space_to_depth, b.t(ins[0]), int(a["blocksize"]), a.get("mode", "DCR"))
 
 
 @register("Trilu", first=14)

@@ -43,7 +43,12 @@ def resize(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     elif len(ins) > 2 and ins[2] is not None and scales is None:
         sc = b.method("tolist", b.t(ins[2]))  # run-time scales: eager only
     sizes = b.ints(ins[3]) if len(ins) > 3 and ins[3] is not None else None
-    roi = b.const(ins[1]) if len(ins) > 1 and ins[1] is not None else None
+    roi_c = b.const(ins[1]) if len(ins) > 1 and ins[1] is not None else None
+    roi: Any = None
+    if roi_c is not None and roi_c.numel():
+        roi = [float(v) for v in roi_c.tolist()]
+    elif roi_c is None and len(ins) > 1 and ins[1] is not None and opts_coord(n) == "tf_crop_and_resize":
+        roi = b.method("tolist", b.t(ins[1]))  # run-time roi: eager only
     opts = {
         "mode": a.get("mode", "nearest"),
         "coord": a.get("coordinate_transformation_mode", "half_pixel"),
@@ -53,9 +58,13 @@ def resize(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
         "extrapolation": float(a.get("extrapolation_value", 0.0)),
         "axes": [int(v) for v in a["axes"]] if "axes" in a else None,
         "policy": a.get("keep_aspect_ratio_policy", "stretch"),
-        "roi": None if roi is None or roi.numel() == 0 else [float(v) for v in roi.tolist()],
+        "roi": roi,
     }
     return b.call(runtime.resize, b.t(ins[0]), sc, sizes, **opts)
+
+
+def opts_coord(n: onnx.NodeProto) -> str:
+    return str(attrs(n).get("coordinate_transformation_mode", "half_pixel"))
 
 
 @register("GatherElements", first=11)
