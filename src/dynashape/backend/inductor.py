@@ -256,16 +256,17 @@ class InductorBackend(Backend):
     def load(self, manifest: Any, payloads: dict[str, bytes]) -> Runner:
         torch = require("torch", "the inductor backend")
         device = manifest.device
-        if manifest.build_settings.tf32 and device.startswith("cuda"):
-            # NOTE: a process-wide switch; the engine was built and validated with it on.
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
         weights = None
         if "weights.pt" in payloads:
             weights = torch.load(io.BytesIO(payloads["weights.pt"]), map_location=device, weights_only=True)
         paths = [_cached_file(payloads[f"profile{k}.pt2"]) for k in range(len(manifest.profiles))]
         models = [_load_package(torch, manifest, k, p, weights, single_threaded=False) for k, p in enumerate(paths)]
-        return InductorRunner(models, device, weights, lambda k: _load_package(torch, manifest, k, paths[k], weights, single_threaded=True))
+        # NOTE: AOTInductor calls cuBLAS/cuDNN for matmuls and convolutions, which read PyTorch's
+        # process-wide TF32 switches at run time (cuDNN's is on by default). The engine applies its
+        # own recorded policy around each call, so an fp32 engine computes in fp32 whatever the
+        # process's settings are.
+        tf32 = bool(manifest.build_settings.tf32) if device.startswith("cuda") else None
+        return InductorRunner(models, device, weights, lambda k: _load_package(torch, manifest, k, paths[k], weights, single_threaded=True), tf32)
 
 
 def _load_package(torch: Any, manifest: Any, k: int, path: str, weights: dict[str, Any] | None, *, single_threaded: bool) -> Any:
@@ -311,7 +312,11 @@ class InductorRunner(Runner):
     native = "torch"
 
     def __init__(self, models: list[Any], device: str, weights: dict[str, Any] | None,
-                 load_single_threaded: Any = None) -> None:
+                 load_single_threaded: Any = None, tf32: bool | None = None) -> None:
+        import torch
+
+        self._torch = torch
+        self.tf32 = tf32
         self.models = models
         self.device = device
         self.weights = weights  # kept alive: the packages use these tensors in place
@@ -319,7 +324,10 @@ class InductorRunner(Runner):
         self._capture_models: dict[int, Any] = {}
 
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
-        return list(self.models[profile](*inputs))
+        if self.tf32 is None:
+            return list(self.models[profile](*inputs))
+        with _tf32(self._torch, self.tf32):
+            return list(self.models[profile](*inputs))
 
     def capture_runner(self) -> Runner:
         """A runner for CUDA graph capture: single-threaded containers, loaded on first use."""
@@ -336,4 +344,7 @@ class _CaptureRunner(Runner):
         p = self.parent
         if profile not in p._capture_models:
             p._capture_models[profile] = p._load_single_threaded(profile)
-        return list(p._capture_models[profile](*inputs))
+        if p.tf32 is None:
+            return list(p._capture_models[profile](*inputs))
+        with _tf32(p._torch, p.tf32):
+            return list(p._capture_models[profile](*inputs))

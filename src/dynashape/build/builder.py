@@ -188,6 +188,9 @@ def build(
     tuning: str | None = None,
     threads: int | None = None,
     validate: bool = True,
+    tf32: bool = False,
+    channels_last: bool | None = None,
+    share_weights: bool = True,
 ) -> Engine:
     """Build an engine from an ONNX file (path or ``onnx.ModelProto``) or a ``torch.nn.Module``.
 
@@ -202,6 +205,7 @@ def build(
             inputs sharing a dim are checked together at run time.
         append_ops: ``"output_1:Sigmoid"`` strings or ``(output, op)`` pairs.
         validate: run the new engine at every profile's min, opt and max and compare with the source.
+        tf32, channels_last, share_weights: see :class:`BuildSettings`.
     """
     device = device or "cpu"
     if device.split(":")[0] not in ("cpu", "cuda"):
@@ -249,7 +253,8 @@ def build(
         raise BackendError(f"precision {precision} with backend '{name}'", f"one of {', '.join(impl.precisions)}",
                            "use another backend or precision")
     settings = BuildSettings(device=device, precision=precision, append_ops=ops, optimization_level=optimization_level,
-                             tuning=tuning, threads=threads, validate=validate)
+                             tuning=tuning, threads=threads, validate=validate, tf32=tf32,
+                             channels_last=channels_last, share_weights=share_weights)
     reference = src
     with tempfile.TemporaryDirectory(prefix="dynashape-build-") as tmp:
         if src.kind not in impl.sources:

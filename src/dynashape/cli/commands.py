@@ -106,7 +106,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     common: dict[str, Any] = dict(
         dims=dims_from_args(args) or None, backend=args.backend, device=args.device, precision=args.precision,
         append_ops=args.append_op, optimization_level=args.optimization_level, tuning=args.tuning, threads=args.threads,
-        validate=not args.no_validate,
+        validate=not args.no_validate, tf32=args.tf32, channels_last=args.channels_last,
     )
     if args.onnx and args.model:
         raise DynashapeError("both --onnx and --model", "one source")
@@ -216,6 +216,9 @@ def register(sub: Any) -> None:
     g.add_argument("--tuning", choices=["default", "max-autotune"], help="inductor: default (fast build) or max-autotune")
     g.add_argument("--threads", type=int, help="CPU threads per inference (default: all)")
     g.add_argument("--no-validate", action="store_true", help="skip running the new engine against the source")
+    g.add_argument("--tf32", action="store_true", help="allow TF32 in fp32 matmuls/convolutions on CUDA (default: off, fp32 is fp32)")
+    g.add_argument("--channels-last", dest="channels_last", action="store_true", default=None, help="inductor: channels-last layout (default: on for CUDA conv nets)")
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="inductor: keep the contiguous layout")
     p.set_defaults(func=cmd_build)
 
     for name, helptext, fn in (("run", "run an engine once", cmd_run), ("bench", "time an engine per shape, trtexec-style", cmd_bench)):

@@ -1,0 +1,145 @@
+"""Importer behaviour on hand-built graphs: the ops onnx2torch misses, symbolic shapes, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from torch.export import Dim  # noqa: E402
+
+from dynashape.errors import UnsupportedOpError  # noqa: E402
+from dynashape.onnx import to_torch  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+
+def _model(nodes: list, inputs: list, outputs: list, inits: list | None = None, opset: int = 18) -> onnx.ModelProto:
+    g = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits or [])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    return m
+
+
+def _ort(m: onnx.ModelProto, *args: np.ndarray) -> list[np.ndarray]:
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {i.name: a for i, a in zip(sess.get_inputs(), args, strict=False)})
+
+
+def _attention_block(layers: int = 4, d: int = 16, heads: int = 2) -> onnx.ModelProto:
+    """An attention stack at opset 18 with Split-18 (sizes as an input) and Reshape allowzero=1."""
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    inits.append(numpy_helper.from_array(np.array([d, d, d], dtype=np.int64), "split_sizes"))
+    inits.append(numpy_helper.from_array(np.array([0, 0, heads, d // heads], dtype=np.int64), "heads_shape_tail"))
+    inits.append(numpy_helper.from_array(np.array([0, 1], dtype=np.int64), "idx01"))
+    inits.append(numpy_helper.from_array(np.array([d], dtype=np.int64), "d_vec"))
+    nodes.append(helper.make_node("Shape", ["x"], ["xs"]))
+    nodes.append(helper.make_node("Gather", ["xs", "idx01"], ["bt"]))  # [batch, seq] as symbolic ints
+    nodes.append(helper.make_node("Slice", ["heads_shape_tail", "idx_2", "idx_4"], ["hd"]))
+    inits.append(numpy_helper.from_array(np.array([2], dtype=np.int64), "idx_2"))
+    inits.append(numpy_helper.from_array(np.array([4], dtype=np.int64), "idx_4"))
+    nodes.append(helper.make_node("Concat", ["bt", "hd"], ["split_heads"], axis=0))
+    nodes.append(helper.make_node("Concat", ["bt", "d_vec"], ["merge_heads"], axis=0))
+    h = "x"
+    for i in range(layers):
+        w = rng.standard_normal((d, 3 * d)).astype(np.float32) / d**0.5
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes += [
+            helper.make_node("MatMul", [h, f"w{i}"], [f"qkv{i}"]),
+            helper.make_node("Split", [f"qkv{i}", "split_sizes"], [f"q{i}", f"k{i}", f"v{i}"], axis=2),
+        ]
+        for t in ("q", "k", "v"):
+            nodes += [
+                helper.make_node("Reshape", [f"{t}{i}", "split_heads"], [f"{t}r{i}"], allowzero=1),
+                helper.make_node("Transpose", [f"{t}r{i}"], [f"{t}t{i}"], perm=[0, 2, 1, 3]),
+            ]
+        nodes += [
+            helper.make_node("Transpose", [f"kt{i}"], [f"kT{i}"], perm=[0, 1, 3, 2]),
+            helper.make_node("MatMul", [f"qt{i}", f"kT{i}"], [f"s{i}"]),
+            helper.make_node("Softmax", [f"s{i}"], [f"p{i}"], axis=-1),
+            helper.make_node("MatMul", [f"p{i}", f"vt{i}"], [f"o{i}"]),
+            helper.make_node("Transpose", [f"o{i}"], [f"ot{i}"], perm=[0, 2, 1, 3]),
+            helper.make_node("Reshape", [f"ot{i}", "merge_heads"], [f"m{i}"], allowzero=1),
+            helper.make_node("Add", [h, f"m{i}"], [f"h{i}"]),
+        ]
+        h = f"h{i}"
+    nodes.append(helper.make_node("Identity", [h], ["y"]))
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "t", d])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "t", d])], inits)
+
+
+def test_attention_block_opset18_split_and_allowzero() -> None:
+    m = _attention_block()
+    gm = to_torch(m)
+    b, t = Dim("b", min=2, max=32), Dim("t", min=2, max=256)
+    program = torch.export.export(gm, (torch.rand(2, 8, 16),), dynamic_shapes=({0: b, 1: t},))
+    for shape in ((2, 8, 16), (3, 5, 16), (7, 64, 16), (2, 2, 16), (5, 17, 16)):
+        x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+        ref = _ort(m, x)[0]
+        np.testing.assert_allclose(gm(torch.from_numpy(x))[0].numpy(), ref, atol=1e-4)
+        np.testing.assert_allclose(program.module()(torch.from_numpy(x))[0].numpy(), ref, atol=1e-4)
+
+
+def test_reshape_allowzero_keeps_zero_dims() -> None:
+    shape = numpy_helper.from_array(np.array([0, 3], dtype=np.int64), "shape")
+    vi = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 3])]
+    out = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    for allowzero in (0, 1):
+        m = _model([helper.make_node("Reshape", ["x", "shape"], ["y"], allowzero=allowzero)], vi, out, [shape])
+        x = np.zeros((0, 3), dtype=np.float32)
+        assert tuple(to_torch(m)(torch.from_numpy(x))[0].shape) == _ort(m, x)[0].shape
+
+
+def test_split_18_num_outputs_uneven() -> None:
+    vi = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [7])]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("a", "b", "c")]
+    m = _model([helper.make_node("Split", ["x"], ["a", "b", "c"], num_outputs=3)], vi, outs)
+    x = np.arange(7, dtype=np.float32)
+    got = to_torch(m)(torch.from_numpy(x))
+    for g, r in zip(got, _ort(m, x), strict=False):
+        np.testing.assert_array_equal(g.numpy(), r)
+
+
+def test_forward_signature_and_weights() -> None:
+    w = numpy_helper.from_array(np.ones((3, 2), dtype=np.float32), "w")
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 3]) for n in ("a", "b")]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    m = _model([helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("MatMul", ["s", "w"], ["y"])], vi, outs, [w])
+    gm = to_torch(m)
+    out = gm(torch.ones(2, 3), torch.ones(2, 3))
+    assert isinstance(out, tuple) and len(out) == 1 and out[0].shape == (2, 2)
+    assert [n for n, _ in gm.named_parameters()] == ["w"]
+
+
+def test_unsupported_op_message_names_op_domain_opset_node_and_supported_list() -> None:
+    vi = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    node = helper.make_node("Frobnicate", ["x"], ["y"], name="frob_1", domain="com.example")
+    g = helper.make_graph([node], "g", vi, outs)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)])
+    with pytest.raises(UnsupportedOpError) as info:
+        to_torch(m)
+    text = str(info.value)
+    assert "op Frobnicate (domain com.example, opset 1) at node 'frob_1' is not supported" in text
+    assert "Conv" in info.value.expected and "Resize" in info.value.expected  # the supported list
+    assert text.count(" | ") == 2
+
+
+def test_unsupported_version_is_refused() -> None:
+    vi = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    m = _model([helper.make_node("Softmax", ["x"], ["y"], name="sm")], vi, outs, opset=18)
+    m.opset_import[0].version = 99  # a future opset: refuse, never guess
+    with pytest.raises(UnsupportedOpError, match="opset 99"):
+        to_torch(m)
+
+
+def test_path_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    vi = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    m = _model([helper.make_node("Relu", ["x"], ["y"])], vi, outs)
+    onnx.save(m, tmp_path / "m.onnx")
+    assert to_torch(tmp_path / "m.onnx")(torch.tensor([-1.0, 1.0]))[0].tolist() == [0.0, 1.0]
+    assert to_torch(str(tmp_path / "m.onnx"))(torch.tensor([-1.0]))[0].tolist() == [0.0]
