@@ -24,10 +24,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import onnx
 import torch
-from onnx import helper, numpy_helper
 from torch import fx
+
+import onnx
+from onnx import helper, numpy_helper
 
 from ...errors import ModelError, UnsupportedOpError
 from . import registry, runtime
@@ -274,15 +275,15 @@ class Builder:
                              "a topologically sorted, valid ONNX graph", "run onnx.checker.check_model")
         result = entry.convert(self, n, inputs)
         outs = list(result) if isinstance(result, (list, tuple)) else [result]
-        for name, v in zip(n.output, outs):
+        for name, v in zip(n.output, outs, strict=False):
             if name:
                 self.env[name] = v
 
     def version(self, n: onnx.NodeProto) -> int | None:
         domain = n.domain if n.domain != "ai.onnx" else ""
         opset = self.opsets.get(domain)
-        if opset is None:
-            return None
+        if opset is None or (domain == "" and opset > onnx.defs.onnx_opset_version()):
+            return None  # NOTE: an opset newer than the installed onnx knows: refuse, never guess
         try:
             return int(onnx.defs.get_schema(n.op_type, opset, domain).since_version)
         except onnx.defs.SchemaError:

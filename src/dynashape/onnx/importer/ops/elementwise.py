@@ -7,10 +7,11 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-import onnx
 import torch
 import torch.nn.functional as F
 from torch import fx
+
+import onnx
 
 from .. import runtime
 from ..graph import Builder, Sym, Value, attrs, dtype_of
@@ -78,7 +79,7 @@ def _sym_binary(b: Builder, op: str, x: Value, y: Value) -> Sym | None:
     ex = sx.elems * size if lx == 1 else sx.elems
     ey = sy.elems * size if ly == 1 else sy.elems
     out: list[Any] = []
-    for p, q in zip(ex, ey):
+    for p, q in zip(ex, ey, strict=False):
         symbolic = isinstance(p, fx.Node) or isinstance(q, fx.Node)
         if op == "Add":
             out.append(b.arith(operator.add, p, q))

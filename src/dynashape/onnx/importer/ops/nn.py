@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import onnx
 import torch
 import torch.nn.functional as F
+
+import onnx
 
 from ....errors import UnsupportedOpError
 from .. import runtime

@@ -6,7 +6,6 @@ import operator
 from typing import Any
 
 import onnx
-import torch
 
 from .. import runtime
 from ..graph import Builder, Sym, Value, attrs

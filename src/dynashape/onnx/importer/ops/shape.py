@@ -6,8 +6,9 @@ import math
 import operator
 from typing import Any
 
-import onnx
 import torch
+
+import onnx
 
 from ....errors import UnsupportedOpError
 from .. import runtime

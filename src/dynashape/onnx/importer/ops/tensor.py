@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import onnx
 import torch
+
+import onnx
 
 from ....errors import UnsupportedOpError
 from .. import runtime
