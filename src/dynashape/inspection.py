@@ -62,15 +62,8 @@ def inspect(path: str | os.PathLike[str]) -> Inspection:
     with open(path, "rb") as f:
         head = f.read(len(MAGIC))
     if head == MAGIC:
-        manifest, payloads = read_engine(path)
-        import json
-
-        from .engine.file import _HEADER
-
-        with open(path, "rb") as f:
-            f.seek(len(MAGIC))
-            (n,) = _HEADER.unpack(f.read(_HEADER.size))
-            raw = json.loads(f.read(n))
+        manifest, payloads = read_engine(path)  # checks the checksums too
+        raw = manifest.to_json([{"name": n, "size": len(b)} for n, b in payloads.items()])
         details = {k: v for k, v in raw.items() if k not in ("inputs", "outputs")}
         return Inspection(path, "engine", manifest.inputs, manifest.outputs, details)
     from .onnx.model import io_specs, load_model, op_counts, opsets

@@ -24,7 +24,7 @@ class _Exports:
         self.root = root
         self.done: dict[tuple[str, str], str | Exception] = {}
 
-    def _get(self, key: tuple[str, str], make) -> str:  # noqa: ANN001
+    def _get(self, key: tuple[str, str], make) -> str:
         if key not in self.done:
             path = str(self.root / f"{key[0]}_{key[1]}.onnx")
             logging.disable(logging.WARNING)
@@ -40,7 +40,7 @@ class _Exports:
             pytest.skip(f"the {key[1]} exporter refuses {key[0]}: {type(got).__name__}: {str(got)[:200]}")
         return got
 
-    def broken(self, case, exporter: str) -> str:  # noqa: ANN001
+    def broken(self, case, exporter: str) -> str:
         import corpus
 
         return self._get((case.name, exporter), lambda p: corpus.export(

@@ -23,11 +23,11 @@ def _run(*argv: str) -> int:
     return check_cmd.run(_parser().parse_args(["check", *argv]))
 
 
-def _case(name: str):  # noqa: ANN202
+def _case(name: str):
     return next(c for c in CORPUS if c.name == name)
 
 
-def test_json_and_exit_status(exports, capsys) -> None:  # noqa: ANN001
+def test_json_and_exit_status(exports, capsys) -> None:
     assert _run(exports.broken(_case("view_one"), "torchscript"), "--json") == 1
     data = json.loads(capsys.readouterr().out)
     (f,) = data["findings"]
@@ -39,20 +39,20 @@ def test_json_and_exit_status(exports, capsys) -> None:  # noqa: ANN001
     assert json.loads(capsys.readouterr().out)["findings"] == []
 
 
-def test_human_view_names_the_pytorch_line(exports, capsys) -> None:  # noqa: ANN001
+def test_human_view_names_the_pytorch_line(exports, capsys) -> None:
     assert _run(exports.broken(_case("view_one"), "dynamo")) == 1
     out = capsys.readouterr().out
     assert "Reshape node" in out and "corpus.py:" in out and "self.fc(self.conv(x).view(1, -1))" in out
 
 
-def test_fix_flag_writes_output(exports, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_fix_flag_writes_output(exports, tmp_path, capsys) -> None:
     out = tmp_path / "fixed.onnx"
     assert _run(exports.broken(_case("expand_cls"), "torchscript"), "--fix", "-o", str(out)) == 1
     assert out.exists() and "fixed: Expand node '/Expand'" in capsys.readouterr().out
     assert _run(str(out)) == 0
 
 
-def test_opt_shapes_give_the_export_shape(exports) -> None:  # noqa: ANN001
+def test_opt_shapes_give_the_export_shape(exports) -> None:
     path = exports.broken(_case("reshape_all_ints"), "torchscript")
     parsed = _parser().parse_args(["check", path, "--optShapes", "x:2x3x8x12"])
     report = check(path, check_cmd._profile(parsed))
@@ -61,7 +61,7 @@ def test_opt_shapes_give_the_export_shape(exports) -> None:  # noqa: ANN001
     assert not any("fails at every shape" in n for n in report.notes)
 
 
-def test_user_errors(exports, tmp_path) -> None:  # noqa: ANN001
+def test_user_errors(exports, tmp_path) -> None:
     path = exports.broken(_case("view_one"), "torchscript")
     with pytest.raises(DynashapeError, match="--fix without -o"):
         _run(path, "--fix")
@@ -73,6 +73,6 @@ def test_user_errors(exports, tmp_path) -> None:  # noqa: ANN001
         _run(path, "--minShapes", "x:1x3x8x8", "--optShapes", "x:1x3x8x8")
 
 
-def test_symbolic_only_mode(exports) -> None:  # noqa: ANN001
+def test_symbolic_only_mode(exports) -> None:
     report = check(exports.broken(_case("view_one"), "torchscript"), empirical=False)
     assert [(f.op, f.symbol, f.value, f.evidence) for f in report.findings] == [("Reshape", "batch", 1, "symbolic")]

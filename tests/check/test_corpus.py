@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CLEAN, EXPORTERS
 from corpus import CORPUS, BrokenCase, call, make
 
+from conftest import CLEAN, EXPORTERS
 from dynashape.check import check
 
 
@@ -39,7 +39,7 @@ def _really_broken(case: BrokenCase, path: str) -> bool:
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("case", CORPUS, ids=lambda c: c.name)
-def test_broken_model_gives_its_finding(case: BrokenCase, exporter: str, exports) -> None:  # noqa: ANN001
+def test_broken_model_gives_its_finding(case: BrokenCase, exporter: str, exports) -> None:
     path = exports.broken(case, exporter)
     expected_op = case.torchscript if exporter == "torchscript" else case.dynamo
     assert _really_broken(case, path) == (expected_op is not None), "the corpus expectation disagrees with ONNX Runtime"
@@ -58,7 +58,7 @@ def test_broken_model_gives_its_finding(case: BrokenCase, exporter: str, exports
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("name", CLEAN)
-def test_clean_models_give_no_finding(name: str, exporter: str, exports) -> None:  # noqa: ANN001
+def test_clean_models_give_no_finding(name: str, exporter: str, exports) -> None:
     report = check(exports.clean(name, exporter))
     assert report.findings == [], str(report)
     assert "no dynamic dim is pinned" in str(report)

@@ -15,7 +15,7 @@ FIXABLE = [c for c in CORPUS if c.fixable]
 
 
 @pytest.mark.parametrize("case", FIXABLE, ids=lambda c: c.name)
-def test_fix_repairs_and_verifies(case: BrokenCase, exports, tmp_path) -> None:  # noqa: ANN001
+def test_fix_repairs_and_verifies(case: BrokenCase, exports, tmp_path) -> None:
     src = exports.broken(case, "torchscript")
     out = tmp_path / "fixed.onnx"
     result = fix(src, out)
@@ -36,7 +36,7 @@ def test_fix_repairs_and_verifies(case: BrokenCase, exports, tmp_path) -> None: 
         assert all(np.allclose(h, ref, rtol=1e-4, atol=1e-5) for h in np.split(got, 2))
 
 
-def test_fix_refuses_what_it_cannot_prove_and_writes_nothing(exports, tmp_path) -> None:  # noqa: ANN001
+def test_fix_refuses_what_it_cannot_prove_and_writes_nothing(exports, tmp_path) -> None:
     case = next(c for c in CORPUS if c.name == "interpolate_fixed")
     out = tmp_path / "fixed.onnx"
     out.write_bytes(b"previous")
@@ -48,7 +48,7 @@ def test_fix_refuses_what_it_cannot_prove_and_writes_nothing(exports, tmp_path) 
     assert "wrote nothing" in str(result) and "not fixed: Resize" in str(result)
 
 
-def test_fix_says_which_findings_stay(exports, tmp_path) -> None:  # noqa: ANN001
+def test_fix_says_which_findings_stay(exports, tmp_path) -> None:
     case = next(c for c in CORPUS if c.name == "arange_positions")
     result = fix(exports.broken(case, "torchscript"), tmp_path / "f.onnx")
     assert result.output_path is None

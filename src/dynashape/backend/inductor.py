@@ -127,7 +127,7 @@ def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
         args.append(_example_tensor(torch, like, tuple(example), device))
     try:
         return torch.export.export(module, tuple(args), dynamic_shapes=(tuple(shapes),))
-    except Exception as first:  # noqa: BLE001 - torch raises several types for constraint violations
+    except Exception as first:
         # NOTE: named Dims fail when the model relates dims (a multiple of 4, two dims equal);
         # Dim.DYNAMIC lets torch.export derive those relations inside the same bounds.
         try:
@@ -285,7 +285,7 @@ def _load_package(torch: Any, manifest: Any, k: int, path: str, weights: dict[st
         return model
     except BackendError:
         raise
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise BackendError(
             f"torch {torch.__version__} cannot load profile {k} of this engine (built with torch "
             f"{manifest.library_versions.get('torch')}): {str(e).splitlines()[0][:500] if str(e) else type(e).__name__}",

@@ -57,7 +57,7 @@ class OnnxRuntimeBackend(Backend):
             so.log_severity_level = 3  # the NCHWc warning restates the NOTE above on every build
             try:
                 ort.InferenceSession(source.onnx_model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-            except Exception as e:  # noqa: BLE001 - ORT's exception types are not importable by name
+            except Exception as e:
                 raise BackendError(
                     f"ONNX Runtime cannot load the model: {str(e).strip().splitlines()[0][:800]}",
                     "a model that ONNX Runtime's CPU provider supports",
@@ -75,7 +75,7 @@ class OnnxRuntimeBackend(Backend):
         so = _session_options(ort, "disable", threads)  # already optimized at build time
         try:
             sess = ort.InferenceSession(payloads["model.onnx"], so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             built = manifest.library_versions.get("onnxruntime")
             raise BackendError(
                 f"ONNX Runtime {ort.__version__} cannot load this engine (built with onnxruntime {built}): {str(e).splitlines()[0][:500]}",

@@ -209,7 +209,7 @@ def fix(model: Any, output_path: str | os.PathLike[str], *, profiles: Any = None
     values: dict[str, int] = {}
     inputs: list[Any] = []
     for _ in range(max_rounds):
-        report, graph, emp, pins = analyze(current, profiles)
+        _report, graph, emp, pins = analyze(current, profiles)
         if emp is None or emp.export_run is None:
             break
         if not export:

@@ -16,8 +16,14 @@ from ..errors import DynashapeError
 from ..profiles import _split_name, _split_top, parse_shapes
 from ..specs import format_shape
 from .args import (
-    add_model_args, add_precision_args, add_profile_args, add_timing_args, dims_from_args, example_inputs,
-    load_factory, profiles_from_args,
+    add_model_args,
+    add_precision_args,
+    add_profile_args,
+    add_timing_args,
+    dims_from_args,
+    example_inputs,
+    load_factory,
+    profiles_from_args,
 )
 
 
@@ -54,7 +60,7 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as f:
             return {k: f[k] for k in f.files}
-    except Exception as e:  # noqa: BLE001 - numpy raises several types for a bad file
+    except Exception as e:
         raise DynashapeError(f"'{path}' is not a readable .npz file ({e})", "an .npz file (np.savez(path, input_1=x))") from e
 
 

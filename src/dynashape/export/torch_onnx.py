@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,7 @@ import numpy as np
 from .._deps import require
 from ..data import allclose, make_inputs, max_diffs
 from ..errors import ExportError, ModelError
-from ..profiles import Profile, ShapeRange, validate_profile
+from ..profiles import Profile, validate_profile
 from ..specs import TensorSpec, dtype_name, format_shape
 
 Axes = dict[str, dict[int, str]]
@@ -65,12 +66,7 @@ def _normalize_axes(dynamic_axes: Mapping[str, Any] | None, names: Sequence[str]
                     f"an axis of its rank-{ranks[name]} example input (0..{ranks[name] - 1})",
                 )
         out[name] = {a % ranks[name]: s for a, s in axes.items()}
-    unknown = [n for n in (dynamic_axes or {}) if n not in ranks and n not in _OUTPUT_NAMES_SENTINEL]
-    del unknown  # output names are checked once they are known
-    return out
-
-
-_OUTPUT_NAMES_SENTINEL: set[str] = set()
+    return out  # names that are not inputs are checked against the outputs once those are known
 
 
 def _symbol_values(axes: Axes, shapes: Mapping[str, Sequence[int]]) -> dict[str, int]:
@@ -208,32 +204,16 @@ def _export_dynamo(torch: Any, adapter: Any, args: tuple[Any, ...], tmp: str, na
                 lo, _, hi = profile[name].dim(axis)
             # NOTE: torch.export rejects Dim(min=0/1) ranges only as *examples*; min 1 is a valid bound.
             dims[sym] = Dim(_sanitize(sym), min=max(lo, 1), max=hi) if hi is not None else Dim(_sanitize(sym), min=max(lo, 1))
-    # NOTE: the adapter's forward takes *args, which torch.export packs into one tuple argument.
-    shapes = tuple({axis: dims[sym] for axis, sym in axes.get(n, {}).items()} or None for n in names)
-    import logging
-
     # NOTE: the dynamo exporter prints progress to stdout and logs warnings about optional
     # torchvision ops; neither concerns the user's model.
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        try:
-            prog = torch.onnx.export(adapter, args, None, input_names=names, output_names=out_names, dynamic_shapes=(shapes,), opset_version=opset, dynamo=True)
-        except Exception as first:  # noqa: BLE001 - torch raises many types; retry once with automatic dims
-            # NOTE: named Dims fail when the model constrains a dim (a multiple of 4, say); Dim.DYNAMIC
-            # lets torch.export derive the relation, and the names are restored in the ONNX file below.
-            try:
-                auto = tuple({axis: Dim.DYNAMIC for axis in axes.get(n, {})} or None for n in names)
-                prog = torch.onnx.export(adapter, args, None, input_names=names, output_names=out_names, dynamic_shapes=(auto,), opset_version=opset, dynamo=True)
-            except Exception:
-                raise ExportError(
-                    f"torch.export could not trace the model with dims {', '.join(sorted(dims))} dynamic: {_first_lines(first)}",
-                    "a model whose declared dynamic dims stay dynamic under torch.export",
-                    "apply the fix torch suggests above, or export with dynamo=False (--no-dynamo)",
-                ) from first
-    quiet.setLevel(level)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            prog = _dynamo_export(torch, adapter, args, names, out_names, axes, dims, opset)
+    finally:
+        quiet.setLevel(level)
     model = prog.model_proto
     # The exporter names dims after our Dims, or s0, s1... after Dim.DYNAMIC: map both back.
     mapping = {}
@@ -245,6 +225,29 @@ def _export_dynamo(torch: Any, adapter: Any, args: tuple[Any, ...], tmp: str, na
     _rename_dim_params(model, mapping)
     onnx = require("onnx", "writing ONNX files")
     onnx.save(model, tmp)
+
+
+def _dynamo_export(torch: Any, adapter: Any, args: tuple[Any, ...], names: list[str], out_names: list[str],
+                   axes: Axes, dims: Mapping[str, Any], opset: int | None) -> Any:
+    Dim = torch.export.Dim
+    # NOTE: the adapter's forward takes *args, which torch.export packs into one tuple argument.
+    shapes = tuple({axis: dims[sym] for axis, sym in axes.get(n, {}).items()} or None for n in names)
+    try:
+        return torch.onnx.export(adapter, args, None, input_names=names, output_names=out_names,
+                                 dynamic_shapes=(shapes,), opset_version=opset, dynamo=True)
+    except Exception as first:
+        # NOTE: named Dims fail when the model constrains a dim (a multiple of 4, say); Dim.DYNAMIC
+        # lets torch.export derive the relation, and the names are restored in the ONNX file below.
+        try:
+            auto = tuple({axis: Dim.DYNAMIC for axis in axes.get(n, {})} or None for n in names)
+            return torch.onnx.export(adapter, args, None, input_names=names, output_names=out_names,
+                                     dynamic_shapes=(auto,), opset_version=opset, dynamo=True)
+        except Exception:
+            raise ExportError(
+                f"torch.export could not trace the model with dims {', '.join(sorted(dims))} dynamic: {_first_lines(first)}",
+                "a model whose declared dynamic dims stay dynamic under torch.export",
+                "apply the fix torch suggests above, or export with dynamo=False (--no-dynamo)",
+            ) from first
 
 
 def _first_lines(e: BaseException, n: int = 6) -> str:
@@ -378,7 +381,7 @@ def _verify(torch: Any, adapter: Any, onnx_path: str, specs: list[TensorSpec], n
         expected = [t.detach().numpy() for t in _flat(adapter, _to_torch_inputs(torch, arrays, tensors, names))]
         try:
             got = sess.run(out_names, {n: arrays[n] for n in names})
-        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+        except Exception as e:
             raise ExportError(
                 f"the exported model fails in ONNX Runtime at {shape_text}: {_first_lines(e, 2)}",
                 "the ONNX model to run at every shape its dynamic axes allow",
@@ -411,4 +414,4 @@ def _flat(adapter: Any, args: list[Any]) -> list[Any]:
     return flatten_outputs(adapter(*args))
 
 
-__all__ = ["ExportResult", "ShapeRange", "VerifiedShape", "export"]
+__all__ = ["ExportResult", "VerifiedShape", "export"]
