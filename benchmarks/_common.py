@@ -1,0 +1,160 @@
+"""Helpers shared by the benchmark scripts: machine facts, atomic writes, statistics, markdown tables.
+
+The scripts run as ``python benchmarks/<name>.py`` (this folder is then on ``sys.path``); nothing
+here is part of the dynashape package.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import tempfile
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def today() -> str:
+    return _dt.date.today().isoformat()
+
+
+def now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def version_of(name: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:  # a missing or odd distribution is "not installed"
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers depend on: CPU, cores, library versions, date and the load when measured."""
+    info: dict[str, Any] = {
+        "date": now(),
+        "cpu_model": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_1_5_15min_at_start": load_average(),
+    }
+    for lib in ("dynashape", "torch", "onnxruntime", "onnx", "onnxscript", "numpy", "torchvision", "transformers"):
+        info[lib] = version_of(lib)
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        info["torch_cuda"] = torch.version.cuda
+        if torch.cuda.is_available():
+            p = torch.cuda.get_device_properties(0)
+            info["gpu"] = p.name
+            info["gpu_memory_gib"] = round(p.total_memory / 2**30, 1)
+            info["gpu_sm_count"] = p.multi_processor_count
+            info["cuda_driver"] = _driver_version()
+    except ImportError:
+        pass
+    return info
+
+
+def _driver_version() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def summarize(samples_ms: Sequence[float]) -> dict[str, Any]:
+    """Median and spread of latencies in ms. ``spread`` = (p90 - p10) / median, a noise flag."""
+    s = sorted(samples_ms)
+    n = len(s)
+
+    def q(p: float) -> float:
+        if n == 1:
+            return s[0]
+        x = p * (n - 1)
+        lo = int(x)
+        hi = min(lo + 1, n - 1)
+        return s[lo] + (s[hi] - s[lo]) * (x - lo)
+
+    med = statistics.median(s)
+    return {"median_ms": med, "min_ms": s[0], "p10_ms": q(0.1), "p90_ms": q(0.9), "max_ms": s[-1],
+            "mean_ms": statistics.fmean(s), "n": n, "spread": (q(0.9) - q(0.1)) / med if med > 0 else 0.0}
+
+
+def geomean(xs: Iterable[float]) -> float | None:
+    import math
+
+    v = [x for x in xs if x and x > 0]
+    return math.exp(sum(math.log(x) for x in v) / len(v)) if v else None
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    def cell(x: Any) -> str:
+        if x is None:
+            return "—"
+        if isinstance(x, float):
+            return f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}"
+        return str(x)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def fmt_ms(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.3f}" if x < 1 else (f"{x:.2f}" if x < 100 else f"{x:.1f}")
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    return "x".join(str(int(d)) for d in shape)
