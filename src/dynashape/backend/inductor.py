@@ -260,7 +260,12 @@ class InductorBackend(Backend):
         if "weights.pt" in payloads:
             weights = torch.load(io.BytesIO(payloads["weights.pt"]), map_location=device, weights_only=True)
         paths = [_cached_file(payloads[f"profile{k}.pt2"]) for k in range(len(manifest.profiles))]
-        models = [_load_package(torch, manifest, k, p, weights, single_threaded=False) for k, p in enumerate(paths)]
+        # NOTE: torch's package loader validates the CPU's vector ISAs by compiling probe libraries
+        # and dlopen-ing each in a fresh Python process: 10 processes importing torch, 36-48 s per
+        # load on the GPU machine here (torch 2.11). /proc/cpuinfo's flags answer the same question
+        # (vec_isa_ok=True trusts them), which brings a load back to a fraction of a second.
+        with torch._inductor.config.patch({"cpp.vec_isa_ok": True}):
+            models = [_load_package(torch, manifest, k, p, weights, single_threaded=False) for k, p in enumerate(paths)]
         # NOTE: AOTInductor calls cuBLAS/cuDNN for matmuls and convolutions, which read PyTorch's
         # process-wide TF32 switches at run time (cuDNN's is on by default). The engine applies its
         # own recorded policy around each call, so an fp32 engine computes in fp32 whatever the
@@ -343,7 +348,8 @@ class _CaptureRunner(Runner):
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
         p = self.parent
         if profile not in p._capture_models:
-            p._capture_models[profile] = p._load_single_threaded(profile)
+            with p._torch._inductor.config.patch({"cpp.vec_isa_ok": True}):
+                p._capture_models[profile] = p._load_single_threaded(profile)
         if p.tf32 is None:
             return list(p._capture_models[profile](*inputs))
         with _tf32(p._torch, p.tf32):
