@@ -79,6 +79,7 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
             module = module.to(compute)
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
+    device = settings.device
     in_dtypes = [getattr(torch, s.dtype) if s.dtype != "bool" else torch.bool for s in source.inputs]
     out_dtypes = [getattr(torch, s.dtype) if s.dtype in ("float32", "float16", "bfloat16", "float64") else None for s in source.outputs]
 
@@ -95,7 +96,11 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
                 if channels_last and a.dim() == 4 and dt.is_floating_point:
                     a = a.contiguous(memory_format=torch.channels_last)
                 cast.append(a)
-            outs = self.inner(*cast)
+            # NOTE: tensors a graph creates without a device (torch.arange for ONNX Range in an
+            # imported model, say) must land on the engine's device, or the trace mixes devices
+            # ("found two different devices cuda:0, cpu", seen on the H200 for imported BERT/GPT-2).
+            with torch.device(device):
+                outs = self.inner(*cast)
             return tuple(o.to(dt) if dt is not None and o.dtype != dt else o for o, dt in zip(outs, out_dtypes, strict=True))
 
     return Compute().eval(), channels_last
