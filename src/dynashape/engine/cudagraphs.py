@@ -2,7 +2,9 @@
 
 The first call at a new set of shapes runs normally and captures a graph; later calls at the same
 shapes copy the inputs into the graph's buffers and replay it. The cache is bounded by a count and
-by the memory the graphs hold, and evicts the least recently used graph.
+by the memory the graphs hold, and evicts the least recently used graph; once it is full, a new
+shape is captured only if it has been seen more often than the graph it would evict
+(:class:`FrequencyAdmission`).
 
 NOTE: AOTInductor's runner synchronizes inside a call, which the default capture mode forbids
 ("operation not permitted when stream is capturing"); "relaxed" mode captures it (measured on an
@@ -70,8 +72,50 @@ class BoundedLRU:
             del self._items[victim]
             self.evictions += 1
 
+    def peek(self, key: Any) -> Any:
+        """The value without touching the order."""
+        item = self._items.get(key)
+        return None if item is None else item[0]
+
+    def lru_key(self) -> Any:
+        """The key that the next eviction would remove (None when nothing is cached)."""
+        return next((k for k, (v, _) in self._items.items() if v is not None), None)
+
     def clear(self) -> None:
         self._items.clear()
+
+
+class FrequencyAdmission:
+    """Whether a new shape earns a graph: always while the cache has room; once it is full, only if
+    the shape has been seen more often than the graph it would evict (TinyLFU's admission rule).
+
+    NOTE: measured on the H200 with BERT-base over the SQuAD v2 length stream (163 distinct lengths
+    in 300 requests) and 16 graphs: capturing every new shape and evicting by LRU alone made the
+    mean request 8.9 ms, slower than no graphs at all (1.8 ms), since almost every request paid a
+    capture. Counting sightings keeps the frequent shapes' graphs and runs rare shapes plainly.
+
+    >>> cache, admit = BoundedLRU(max_items=1), FrequencyAdmission(max_keys=8)
+    >>> admit.admit("a", cache)  # room: capture
+    True
+    >>> cache.put("a", object())
+    >>> admit.admit("b", cache), admit.admit("b", cache)  # "b" must be seen more often than "a"
+    (False, True)
+    """
+
+    def __init__(self, *, max_keys: int) -> None:
+        self._counts = BoundedLRU(max_items=max_keys)
+
+    def admit(self, key: Any, cache: BoundedLRU) -> bool:
+        n = (self._counts.peek(key) or 0) + 1
+        self._counts.put(key, n)
+        if len(cache) < cache.max_items:
+            return True
+        victim = cache.lru_key()
+        return victim is None or n > (self._counts.peek(victim) or 0)
+
+    def seen(self, key: Any) -> None:
+        """Count a sighting of a key that is already cached (a replay)."""
+        self._counts.put(key, (self._counts.peek(key) or 0) + 1)
 
 
 @dataclass
@@ -93,6 +137,8 @@ class CudaGraphRunner:
         # Backends whose plain runner cannot be captured offer a separate one for capture.
         self.capture_with = runner.capture_runner() if hasattr(runner, "capture_runner") else runner
         self._graphs = BoundedLRU(max_items=max_graphs, max_bytes=max_bytes)
+        self._admission = FrequencyAdmission(max_keys=max(64, 8 * max_graphs))
+        self.skipped = 0  # new shapes run plainly because the admission rule said no
         self.lock = threading.Lock()  # held by the caller across copy-in, replay and copy-out
         self.captures = 0
         self.replays = 0
@@ -111,12 +157,16 @@ class CudaGraphRunner:
             entry = self._graphs.get(key)
             if entry is None:  # this shape failed its capture check: plain calls only
                 return self.runner.run(profile, inputs), False
+            self._admission.seen(key)
             for dst, src in zip(entry.inputs, inputs, strict=True):
                 dst.copy_(src, non_blocking=True)
             entry.graph.replay()
             self.replays += 1
             return entry.outputs, True
         outs = self.runner.run(profile, inputs)
+        if not self._admission.admit(key, self._graphs):
+            self.skipped += 1
+            return outs, False
         entry = self._capture(profile, inputs, outs)
         self._graphs.put(key, entry, nbytes=entry.nbytes if entry else 0)
         return outs, False
