@@ -49,6 +49,9 @@ class Inspection:
             s = d["build_settings"]
             extra = ", ".join(f"{k}={v}" for k, v in s.items() if v not in (None, [], ()))
             lines.append(f"  build settings: {extra}")
+            bd = d.get("backend_data") or {}
+            if bd.get("profile_build_seconds"):
+                lines.append("  build time per profile (s): " + ", ".join(str(x) for x in bd["profile_build_seconds"]))
             lines.append("  payloads: " + ", ".join(f"{p['name']} ({p['size']:,} bytes)" for p in d["payloads"]))
             lines.append("  built with: " + ", ".join(f"{k} {v}" for k, v in d["library_versions"].items() if v))
         return "\n".join(lines)

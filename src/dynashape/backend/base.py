@@ -36,7 +36,9 @@ class BuildSettings:
             computes in fp32, as eager PyTorch does by default (TensorRT's default is the opposite;
             trtexec users pass --noTF32 to get this). Recorded in the engine; applied at load.
         channels_last: run 4-d convolutional models in channels-last layout. None: on for CUDA
-            models with Conv2d layers (measured faster there, see BENCHMARKS.md), off on the CPU.
+            models with Conv2d layers (the layout fp16 tensor-core convolutions run in; the H200
+            numbers in BENCHMARKS.md were taken with it on, but on/off has not been measured side
+            by side yet), off on the CPU.
         share_weights: keep one copy of the weights for all profiles, in the file and in memory.
     """
 
