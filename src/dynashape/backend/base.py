@@ -123,7 +123,17 @@ class Backend(abc.ABC):
     def load(self, manifest: Any, payloads: dict[str, bytes]) -> Runner:
         """Load the payloads that :meth:`build` returned (the manifest says how they were built)."""
 
+    #: (importable module, how to install it) that the backend needs.
+    requires: ClassVar[tuple[str, str] | None] = None
+
     @classmethod
     def available(cls) -> str | None:
         """None when the backend can run here, else why not (what to install)."""
+        if cls.requires is None:
+            return None
+        module, how = cls.requires
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{module} is not installed ({how})"
         return None

@@ -207,16 +207,9 @@ class InductorBackend(Backend):
     name = "inductor"
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "bf16")
+    requires = ("torch", "pip install 'dynashape[torch]'")
     sources: ClassVar[tuple[str, ...]] = ("module",)
     compiles_native_code = True
-
-    @classmethod
-    def available(cls) -> str | None:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            return "torch is not installed (pip install 'dynashape[torch]')"
-        return None
 
     def build(self, source: Source, profiles: Sequence[Profile], settings: BuildSettings) -> Built:
         torch = require("torch", "the inductor backend")

@@ -32,15 +32,8 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    requires = ("onnxruntime", "pip install 'dynashape[onnxruntime]'")
     sources: ClassVar[tuple[str, ...]] = ("onnx",)
-
-    @classmethod
-    def available(cls) -> str | None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return "onnxruntime is not installed (pip install 'dynashape[onnxruntime]')"
-        return None
 
     def build(self, source: Source, profiles: Sequence[Profile], settings: BuildSettings) -> Built:
         ort = require("onnxruntime", "the onnxruntime backend")

@@ -25,16 +25,9 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     devices: ClassVar[tuple[str, ...]] = ("cuda",)
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "bf16")
+    requires = ("tensorrt", "pip install tensorrt, on a machine with an NVIDIA GPU")
     sources: ClassVar[tuple[str, ...]] = ("onnx",)
     compiles_native_code = True
-
-    @classmethod
-    def available(cls) -> str | None:
-        try:
-            import tensorrt  # noqa: F401
-        except ImportError:
-            return "TensorRT is not installed (pip install tensorrt, on a machine with an NVIDIA GPU)"
-        return None
 
     def build(self, source: Source, profiles: Sequence[Profile], settings: BuildSettings) -> Built:
         trt = require("tensorrt", "the tensorrt backend")

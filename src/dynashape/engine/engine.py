@@ -230,7 +230,6 @@ class Engine:
                         if out is not None:
                             return self._deliver(outs, out)
                         outs = [o.clone() if cuda_in else o.cpu() for o in outs]
-                        owned = False
             if not cuda_in:
                 outs = [o.cpu() for o in outs]
             return self._deliver(outs if torch_in else [o.numpy() for o in outs], out)
