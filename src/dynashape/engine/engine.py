@@ -258,7 +258,7 @@ class Engine:
             torch = require("torch", "this engine")
             dev = self._device
             if not self._cuda:
-                return [(x if _is_torch(x) else torch.from_numpy(np.ascontiguousarray(x))).contiguous() for x in arrays]
+                return [x.contiguous() if _is_torch(x) else torch.from_numpy(np.ascontiguousarray(x)) for x in arrays]
             # Host data goes through pinned memory so the copy to the GPU is asynchronous.
             out = []
             for x in arrays:
@@ -271,7 +271,7 @@ class Engine:
 
     def _from_native(self, outs: list[Any], torch_in: bool) -> list[Any]:
         if self._torch_native:
-            return outs if torch_in else [o.detach().cpu().numpy() for o in outs]
+            return outs if torch_in else [o.numpy() for o in outs]  # CPU engine: outputs are CPU tensors
         if torch_in:
             torch = require("torch", "torch outputs")
             return [torch.from_numpy(o) for o in outs]

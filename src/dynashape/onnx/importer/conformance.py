@@ -19,6 +19,7 @@ import onnx
 
 from ...errors import UnsupportedOpError
 from . import registry, to_torch
+from .graph import DTYPES, numpy_to_torch, torch_to_numpy
 
 # The ops the issue names as core: what the torch exporters emit for common CNNs and transformers.
 CORE_OPS: tuple[str, ...] = (
@@ -85,20 +86,22 @@ def op_of(case: Any) -> str:
 
 
 def _as_array(v: Any) -> np.ndarray | None:
+    """A test input/output as a numpy array, or ``None`` when the importer has no torch dtype for it."""
     if isinstance(v, onnx.TensorProto):
-        if v.data_type not in _NUMPY_OK:
+        if v.data_type not in DTYPES:
             return None
         v = onnx.numpy_helper.to_array(v)
-    if not isinstance(v, np.ndarray) or v.dtype.kind not in "biuf" or (v.dtype == np.float16 and False):
+    if isinstance(v, np.generic):  # a rank-0 tensor given as a numpy scalar
+        v = np.asarray(v)
+    if not isinstance(v, np.ndarray):
+        return None
+    if v.dtype.kind in "biuf" and v.dtype.type.__module__ == "numpy":
+        return v
+    try:  # bfloat16 and float8 (ml_dtypes) where torch has the same type
+        numpy_to_torch(v.reshape(-1)[:0])
+    except TypeError:
         return None
     return v
-
-
-_NUMPY_OK = {
-    onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.INT8,
-    onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64, onnx.TensorProto.UINT8,
-    onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64, onnx.TensorProto.BOOL,
-}
 
 
 def run_case(case: Any, *, export: bool = False) -> Result:
@@ -108,7 +111,7 @@ def run_case(case: Any, *, export: bool = False) -> Result:
     arrays = [_as_array(v) for v in inputs]
     wants = [_as_array(v) for v in expected]
     if any(a is None for a in arrays) or any(w is None for w in wants):
-        return Result(case.name, op, "skip", "non-tensor or non-numeric data (sequence, optional, string, float8/int4)")
+        return Result(case.name, op, "skip", "non-tensor data or a dtype torch lacks (sequence, optional, string, int4/int2, float4, float8e8m0)")
     if not registry.known("", op) and op != "(composite)":
         return Result(case.name, op, "skip", "op not implemented by the importer")
     model = case.model
@@ -120,7 +123,7 @@ def run_case(case: Any, *, export: bool = False) -> Result:
         gm = to_torch(model)
     except UnsupportedOpError as e:
         return Result(case.name, op, "skip", f"refused at import: {e.received}")
-    args = tuple(torch.from_numpy(np.array(a)) for a in arrays)  # type: ignore[arg-type]
+    args = tuple(numpy_to_torch(a) for a in arrays)  # type: ignore[arg-type]
     try:
         with torch.no_grad():
             if export:
@@ -150,15 +153,19 @@ def _compare(case: Any, op: str, got: tuple[torch.Tensor, ...], wants: list[np.n
     if len(got) != len(wants):
         return Result(case.name, op, "fail", f"{len(got)} outputs, expected {len(wants)}")
     for i, (g, w) in enumerate(zip(got, wants, strict=False)):
-        want_dtype = torch.from_numpy(np.empty(0, dtype=w.dtype)).dtype
+        want_dtype = numpy_to_torch(np.empty(0, dtype=w.dtype)).dtype
         if g.dtype != want_dtype:
             return Result(case.name, op, "fail", f"output {i} dtype {g.dtype}, expected {want_dtype}")
         if tuple(g.shape) != w.shape:
             return Result(case.name, op, "fail", f"output {i} shape {tuple(g.shape)}, expected {w.shape}")
+        got_np = torch_to_numpy(g)
+        if w.dtype.type.__module__ != "numpy":
+            # bfloat16/float8: compared as float32, which holds their values exactly
+            got_np, w = got_np.astype(np.float32), w.astype(np.float32)
         try:
-            np.testing.assert_allclose(g.numpy(), w, rtol=case.rtol, atol=max(case.atol, ATOL_FLOOR), equal_nan=True)
+            np.testing.assert_allclose(got_np, w, rtol=case.rtol, atol=max(case.atol, ATOL_FLOOR), equal_nan=True)
         except AssertionError:
-            diff = np.abs(g.numpy().astype(np.float64) - w.astype(np.float64))
+            diff = np.abs(got_np.astype(np.float64) - w.astype(np.float64))
             return Result(case.name, op, "fail", f"output {i} differs (max abs diff {np.nanmax(diff):.3g})")
     return Result(case.name, op, "pass")
 

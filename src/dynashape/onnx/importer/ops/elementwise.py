@@ -179,12 +179,12 @@ def cast(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     s = b.sym(ins[0])
     if s is not None and not dtype.is_floating_point and dtype != torch.bool and s.dtype != torch.bool:
         return Sym(s.elems, scalar=s.scalar, dtype=dtype)
-    return b.call(runtime.cast, b.t(ins[0]), dtype)
+    return b.call(runtime.cast, b.t(ins[0]), dtype, int(attrs(n).get("saturate", 1)))
 
 
 @register("CastLike", first=15)
 def cast_like(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
-    return b.call(runtime.cast_like, b.t(ins[0]), b.t(ins[1]))
+    return b.call(runtime.cast_like, b.t(ins[0]), b.t(ins[1]), int(attrs(n).get("saturate", 1)))
 
 
 @register("Clip", first=11)

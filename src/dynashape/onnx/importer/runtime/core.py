@@ -251,15 +251,43 @@ def pow_(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.pow(a, b).to(a.dtype)
 
 
-def cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    if dtype == torch.bool or not x.dtype.is_floating_point or dtype.is_floating_point:
+def _float8_info(dtype: torch.dtype) -> tuple[float, float, bool, bool] | None:
+    """(largest finite, largest value that rounds to it, has inf, is a float8 type) of a float8 dtype."""
+    name = str(dtype).removeprefix("torch.")
+    if not name.startswith("float8_") or name == "float8_e8m0fnu":
+        return None
+    top = float(torch.finfo(dtype).max)
+    mantissa_bits = 3 if name.startswith("float8_e4m3") else 2
+    # half an ulp above max; a tie rounds to even, which is max only when max's last mantissa bit is 0
+    # (e4m3fn: 448 = 1.110b * 2^8); for the others (max mantissa all ones) the tie overflows.
+    half_ulp = 2.0 ** (math.floor(math.log2(top)) - mantissa_bits) / 2
+    even = name == "float8_e4m3fn"
+    return top, top + half_ulp, name == "float8_e5m2", even
+
+
+def cast(x: torch.Tensor, dtype: torch.dtype, saturate: int = 1) -> torch.Tensor:
+    info = _float8_info(dtype)
+    if info is None or not x.dtype.is_floating_point:
+        # NOTE: float -> int truncates toward zero in ONNX and in torch; NaN/inf are undefined in both.
         return x.to(dtype)
-    # NOTE: float -> int truncates toward zero in ONNX and in torch; NaN/inf are undefined in both.
-    return x.to(dtype)
+    # NOTE: ONNX defines float8 overflow itself (Cast 19 `saturate`); torch versions differ (2.13 saturates
+    # e4m3fn, not the others), so clamp first and write the unsaturated overflow values explicitly.
+    top, limit, has_inf, even = info
+    wide = x.float() if x.dtype != torch.float64 else x
+    y = torch.clamp(wide, -top, top).to(dtype)
+    if saturate:
+        return y
+    mag = wide.abs()
+    over = (mag > limit) | ((mag == limit) & (not even))
+    if has_inf:
+        bad = torch.where(wide > 0, float("inf"), float("-inf"))
+    else:
+        bad = torch.copysign(torch.full_like(wide, float("nan")), wide)  # the reference keeps the sign
+    return torch.where(over, bad.to(dtype).to(wide.dtype), y.to(wide.dtype)).to(dtype)
 
 
-def cast_like(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return x.to(like.dtype)
+def cast_like(x: torch.Tensor, like: torch.Tensor, saturate: int = 1) -> torch.Tensor:
+    return cast(x, like.dtype, saturate)
 
 
 def clip(x: torch.Tensor, lo: torch.Tensor | None, hi: torch.Tensor | None) -> torch.Tensor:
