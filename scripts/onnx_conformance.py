@@ -74,12 +74,10 @@ def _spread(cases: list, count: int) -> list:
 
 def _aoti(conf, case, torch):  # type: ignore[no-untyped-def]
     """Compile one test with AOTInductor, load it and compare with the expected outputs."""
-    import numpy as np
-
     from dynashape.onnx import to_torch
 
     inputs, expected = case.data_sets[0]
-    args = tuple(torch.from_numpy(np.ascontiguousarray(conf._as_array(a))) for a in inputs)
+    args = tuple(conf.numpy_to_torch(conf._as_array(a)) for a in inputs)
     try:
         ep = torch.export.export(to_torch(case.model), args, strict=False)
         with tempfile.TemporaryDirectory() as tmp:
