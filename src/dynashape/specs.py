@@ -6,6 +6,7 @@ name must agree at run time) or ``None`` (dynamic, unnamed).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,6 +77,12 @@ class TensorSpec:
         shape = data["shape"]
         assert isinstance(shape, list)
         return cls(str(data["name"]), str(data["dtype"]), tuple(shape))
+
+
+def identifier(name: str) -> str:
+    """A dim name as a Python identifier, as ``torch.export.Dim`` requires (``image-height`` -> ``image_height``)."""
+    s = re.sub(r"\W", "_", name)
+    return s if s and not s[0].isdigit() else f"d_{s}"
 
 
 def format_shape(shape: Sequence[int]) -> str:

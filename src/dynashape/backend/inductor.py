@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from .._deps import require
 from ..errors import BackendError
 from ..profiles import Profile
-from ..specs import TensorSpec, dtype_name
+from ..specs import TensorSpec, dtype_name, identifier
 from .base import Backend, BuildSettings, Built, Runner, Source
 
 log = logging.getLogger("dynashape")
@@ -34,10 +34,6 @@ log = logging.getLogger("dynashape")
 _TUNING: dict[str, dict[str, Any]] = {"default": {}, "max-autotune": {"max_autotune": True}}
 _COMPUTE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
-
-def _sanitize(sym: str) -> str:
-    s = re.sub(r"\W", "_", sym)
-    return s if s and not s[0].isdigit() else f"d_{s}"
 
 
 def _symbol(spec: TensorSpec, axis: int) -> str:
@@ -120,7 +116,7 @@ def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
             lo, opt, hi = r.dim(axis)
             sym = _symbol(spec, axis)
             if sym not in named:
-                named[sym] = Dim(_sanitize(sym), min=lo, max=hi)
+                named[sym] = Dim(identifier(sym), min=lo, max=hi)
             axes[axis] = named[sym]
             auto[axis] = Dim.DYNAMIC(min=lo, max=hi)
             # NOTE: torch.export specializes a dim whose example is 0 or 1 (the 0/1 specialization),

@@ -17,7 +17,7 @@ from .._deps import require
 from ..data import allclose, make_inputs, max_diffs
 from ..errors import ExportError, ModelError
 from ..profiles import Profile, validate_profile
-from ..specs import TensorSpec, dtype_name, format_shape
+from ..specs import TensorSpec, dtype_name, format_shape, identifier
 
 Axes = dict[str, dict[int, str]]
 
@@ -145,10 +145,6 @@ def _derive_output_axes(torch: Any, adapter: Any, ref: Sequence[Any], specs: lis
     return found
 
 
-def _sanitize(sym: str) -> str:
-    s = re.sub(r"\W", "_", sym)
-    return s if s and not s[0].isdigit() else f"d_{s}"
-
 
 def _rename_dim_params(model: Any, mapping: Mapping[str, str]) -> None:
     if not mapping or all(k == v for k, v in mapping.items()):
@@ -203,7 +199,7 @@ def _export_dynamo(torch: Any, adapter: Any, args: tuple[Any, ...], tmp: str, na
             if profile is not None:
                 lo, _, hi = profile[name].dim(axis)
             # NOTE: torch.export rejects Dim(min=0/1) ranges only as *examples*; min 1 is a valid bound.
-            dims[sym] = Dim(_sanitize(sym), min=max(lo, 1), max=hi) if hi is not None else Dim(_sanitize(sym), min=max(lo, 1))
+            dims[sym] = Dim(identifier(sym), min=max(lo, 1), max=hi) if hi is not None else Dim(identifier(sym), min=max(lo, 1))
     # NOTE: the dynamo exporter prints progress to stdout and logs warnings about optional
     # torchvision ops; neither concerns the user's model.
     quiet = logging.getLogger("torch.onnx")
