@@ -114,7 +114,7 @@ class Profile(Mapping[str, ShapeRange]):
                     lo, op, hi = r
                 except (TypeError, ValueError):
                     raise ProfileError(f"range for input '{name}' = {r!r}", "a ShapeRange or a (min, opt, max) triple of shapes") from None
-                out[name] = ShapeRange(lo, op, hi)
+                out[name] = ShapeRange(tuple(lo), tuple(op), tuple(hi))
         self._ranges = out
 
     # Mapping protocol

@@ -33,7 +33,7 @@ def get_backend(name: str) -> Backend:
 
 def backend_class(name: str) -> type[Backend]:
     module, cls = _BACKENDS[name]
-    return getattr(importlib.import_module(f".{module}", __name__), cls)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(f".{module}", __name__), cls)
 
 
 __all__ = ["NAMES", "Backend", "BuildSettings", "Built", "Runner", "Source", "backend_class", "get_backend"]

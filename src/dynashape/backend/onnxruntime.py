@@ -87,5 +87,5 @@ class OnnxRuntimeRunner(Runner):
         self.output_names = output_names
 
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
-        return self.session.run(self.output_names, dict(zip(self.input_names, inputs, strict=True)))  # type: ignore[no-any-return]
+        return self.session.run(self.output_names, dict(zip(self.input_names, inputs, strict=True)))
 

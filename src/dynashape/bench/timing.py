@@ -79,7 +79,7 @@ def bench(
     if iterations < 1 or warmup_ms < 0 or duration_s < 0:
         raise DynashapeError(f"iterations={iterations}, warmup={warmup_ms} ms, duration={duration_s} s", "iterations >= 1, warm-up and duration >= 0")
     if inputs is not None:
-        sets = [{n: tuple(np.shape(x)) for n, x in inputs.items()}]
+        sets: list[dict[str, Sequence[int]]] = [{n: tuple(np.shape(x)) for n, x in inputs.items()}]
     elif shapes is None:
         sets = [{n: r.opt for n, r in p.items()} for p in engine.profiles]
     elif isinstance(shapes, Mapping):

@@ -22,7 +22,7 @@ def main(engine_path: str, inputs_path: str, outputs_path: str) -> None:
             feed = {n: data[f"{i}__{n}"] for n in names}
             for o, v in engine.run(feed, profile=int(k)).items():
                 out[f"{i}__{o}"] = np.asarray(v)
-    np.savez(outputs_path, **out)
+    np.savez(outputs_path, **out)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ def build(
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     dynamic_axes: Mapping[str, Any] | None = None,
-    dims: Mapping[str, Any] | None = None,
+    dims: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
     device: str | None = None,
     precision: str | None = None,
     append_ops: Sequence[str | tuple[str, str]] | None = None,
@@ -200,7 +200,8 @@ def build(
         profiles: one :class:`Profile` or a list (profile k is the k-th). None: ranges from ``dims``,
             or, for a model without dynamic dims, its one static shape.
         backend: ``"onnxruntime"``, ``"inductor"``, ``"tensorrt"`` or ``"auto"`` (see :func:`choose_backend`).
-        dims: ranges per symbolic dim name, ``{"batch": (1, 8, 32)}``, expanded over the inputs.
+        dims: ranges per symbolic dim name, ``{"batch": (1, 8, 32)}``, expanded over the inputs; a list
+            of such dicts adds one profile each.
         dynamic_axes: for a module, names for its dynamic dims (``{"x": {0: "batch"}}``), so that
             inputs sharing a dim are checked together at run time.
         append_ops: ``"output_1:Sigmoid"`` strings or ``(output, op)`` pairs.

@@ -60,7 +60,7 @@ def apply_onnx(model: Any, ops: Sequence[tuple[str, str]]) -> Any:
         for node in out.graph.node:
             node.input[:] = [inner if x == name else x for x in node.input]
             node.output[:] = [inner if x == name else x for x in node.output]
-        out.graph.node.append(helper.make_node(op_type, [inner], [name], name=f"dynashape_append_{op.lower()}_{i}", **attrs))
+        out.graph.node.append(helper.make_node(op_type, [inner], [name], name=f"dynashape_append_{op.lower()}_{i}", **attrs))  # type: ignore[arg-type]
     return out
 
 

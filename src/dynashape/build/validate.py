@@ -84,7 +84,7 @@ def validate(engine: Any, reference: Callable[[dict[str, np.ndarray]], list[np.n
         engine.save(path)
         inputs = os.path.join(tmp, "inputs.npz")
         outputs = os.path.join(tmp, "outputs.npz")
-        np.savez(inputs, **{f"{i}__{n}": x for i, (_, _, feed) in enumerate(todo) for n, x in feed.items()},
+        np.savez(inputs, **{f"{i}__{n}": x for i, (_, _, feed) in enumerate(todo) for n, x in feed.items()},  # type: ignore[arg-type]
                  __profiles=np.array([k for k, _, _ in todo]))
         proc = subprocess.run([sys.executable, "-m", "dynashape.build._child", path, inputs, outputs],
                               capture_output=True, text=True, timeout=3600)

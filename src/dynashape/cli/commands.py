@@ -47,7 +47,7 @@ def _save_npz(path: str, arrays: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz")
     os.close(fd)
     try:
-        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -144,20 +144,20 @@ def read_engine(path: str | os.PathLike[str]) -> tuple[Manifest, dict[str, bytes
         )
     body = start + hlen
     payloads: dict[str, bytes] = {}
-    for e in data.get("payloads", []):
-        lo, hi = body + e["offset"], body + e["offset"] + e["size"]
+    for entry in data.get("payloads", []):
+        lo, hi = body + entry["offset"], body + entry["offset"] + entry["size"]
         if hi > len(blob):
             raise EngineFileError(
-                f"'{path}' is truncated: payload '{e['name']}' ends at byte {hi}, the file has {len(blob)}",
+                f"'{path}' is truncated: payload '{entry['name']}' ends at byte {hi}, the file has {len(blob)}",
                 "a complete engine file", "rebuild or copy the file again",
             )
         chunk = blob[lo:hi]
-        if hashlib.sha256(chunk).hexdigest() != e["sha256"]:
+        if hashlib.sha256(chunk).hexdigest() != entry["sha256"]:
             raise EngineFileError(
-                f"'{path}' is corrupt: payload '{e['name']}' fails its sha256 checksum",
+                f"'{path}' is corrupt: payload '{entry['name']}' fails its sha256 checksum",
                 "the bytes that were written", "rebuild or copy the file again",
             )
-        payloads[e["name"]] = chunk
+        payloads[entry["name"]] = chunk
     try:
         manifest = Manifest.from_json(data)
     except (KeyError, TypeError, ValueError) as e:

@@ -385,21 +385,21 @@ def _verify(torch: Any, adapter: Any, onnx_path: str, specs: list[TensorSpec], n
                 "(look for view(1, -1), sizes read as Python ints, interpolate(size=...))",
             ) from e
         diffs = {}
-        for o, g, e in zip(out_names, got, expected, strict=True):
-            if g.shape != e.shape:
+        for o, g, ref in zip(out_names, got, expected, strict=True):
+            if g.shape != ref.shape:
                 raise ExportError(
-                    f"at {shape_text} output '{o}' has shape {format_shape(g.shape)} in ONNX Runtime but {format_shape(e.shape)} in PyTorch",
+                    f"at {shape_text} output '{o}' has shape {format_shape(g.shape)} in ONNX Runtime but {format_shape(ref.shape)} in PyTorch",
                     "equal shapes",
                     "the graph pinned a dim; run `dynashape check` on the exported file to find where",
                 )
-            if not allclose(g, e, atol=atol, rtol=rtol):
-                a, r = max_diffs(g, e)
+            if not allclose(g, ref, atol=atol, rtol=rtol):
+                a, r = max_diffs(g, ref)
                 raise ExportError(
                     f"at {shape_text} output '{o}' differs from PyTorch: max abs diff {a:.3g}, max rel diff {r:.3g}",
                     f"|onnx - torch| <= {atol} + {rtol} * |torch|",
                     "a dim pinned at export silently changes results at other shapes; run `dynashape check` on the file",
                 )
-            diffs[o] = max_diffs(g, e)[0]
+            diffs[o] = max_diffs(g, ref)[0]
         results.append(VerifiedShape(dict(shapes), diffs))
     return results
 
