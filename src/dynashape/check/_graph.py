@@ -38,6 +38,7 @@ class Graph:
                 self.consumers.setdefault(i, []).append(n)
         self.index = {id(n): k for k, n in enumerate(self.nodes)}
         self.by_id = {node_id(n): n for n in self.nodes}
+        self._constant_values: dict[str, np.ndarray] | None = None
         input_names = {s.name for s in self.inputs}
         # A value is "constant" when no graph input reaches it: initializers, Constant nodes and
         # everything computed from them only.
@@ -75,7 +76,7 @@ class Graph:
         """Values of the small integer initializers (Constant nodes come from the runs)."""
         from onnx import numpy_helper
 
-        if hasattr(self, "_constant_values"):
+        if self._constant_values is not None:
             return self._constant_values
         out: dict[str, np.ndarray] = {}
         for name, init in self.initializers.items():

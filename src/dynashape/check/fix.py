@@ -129,6 +129,7 @@ def _apply(model: Any, graph: Graph, emp: EmpiricalResult, edits: list[_Edit]) -
         made.append(helper.make_node("Concat", parts, [f"{tag}_target"], name=f"{tag}/Concat", axis=0))
         new_input = f"{tag}_target"
         if e.constant is not None:
+            assert arr is not None  # set above whenever e.constant is
             scalar = arr.reshape(-1)[:1]
             made.append(helper.make_node("ConstantOfShape", [f"{tag}_target"], [f"{tag}_filled"], name=f"{tag}/ConstantOfShape",
                                          value=numpy_helper.from_array(scalar.copy())))

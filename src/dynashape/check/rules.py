@@ -119,7 +119,8 @@ def _aligned(n: Any, shape_x: tuple[int, ...], ax: int, shape_c: tuple[int, ...]
 
 def _trace_frozen(graph: Graph, r1: Run, r2: Run, start: str, d1: int) -> tuple[Any, int] | None:
     """Walk up from a frozen tensor to the op that put the export-time size ``d1`` into it."""
-    stack, seen = [start], set()
+    stack: list[str] = [start]
+    seen: set[int] = set()
     while stack:
         name = stack.pop(0)
         p = graph.producer.get(name)

@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -114,16 +114,17 @@ def run_case(case: Any, *, export: bool = False) -> Result:
         return Result(case.name, op, "skip", "non-tensor data or a dtype torch lacks (sequence, optional, string, int4/int2, float4, float8e8m0)")
     if not registry.known("", op) and op != "(composite)":
         return Result(case.name, op, "skip", "op not implemented by the importer")
+    present = cast(list[np.ndarray], arrays)  # None entries were skipped above
     model = case.model
     if export:
         # NOTE: in a real model, weights, scales, shapes, axes and indices are initializers or shape
         # arithmetic, not graph inputs; freezing all inputs but the first makes the sample test what models do.
-        model, arrays = _freeze_inputs(model, arrays)  # type: ignore[arg-type]
+        model, present = _freeze_inputs(model, present)
     try:
         gm = to_torch(model)
     except UnsupportedOpError as e:
         return Result(case.name, op, "skip", f"refused at import: {e.received}")
-    args = tuple(numpy_to_torch(a) for a in arrays)  # type: ignore[arg-type]
+    args = tuple(numpy_to_torch(a) for a in present)
     try:
         with torch.no_grad():
             if export:
@@ -137,7 +138,8 @@ def run_case(case: Any, *, export: bool = False) -> Result:
 def _freeze_inputs(model: onnx.ModelProto, arrays: list[np.ndarray]) -> tuple[onnx.ModelProto, list[np.ndarray]]:
     frozen = onnx.ModelProto()
     frozen.CopyFrom(model)
-    keep_inputs, keep_arrays = [], []
+    keep_inputs: list[Any] = []
+    keep_arrays: list[np.ndarray] = []
     for vi, a in zip(model.graph.input, arrays, strict=False):
         if keep_inputs:
             frozen.graph.initializer.append(onnx.numpy_helper.from_array(a, vi.name))

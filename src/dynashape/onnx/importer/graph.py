@@ -299,9 +299,7 @@ class Builder:
         for out in g.output:
             if out.name not in self.env:
                 raise ModelError(f"graph output '{out.name}' is produced by no node", "a valid ONNX graph", "run onnx.checker")
-            v = self.env[out.name]
-            node = self.t(v)
-            outs.append(node)
+            outs.append(self.t(self.env[out.name]))
         self.graph.output(tuple(outs))
         gm = fx.GraphModule(self.root, self.graph, class_name="OnnxModule")
         gm.graph.lint()

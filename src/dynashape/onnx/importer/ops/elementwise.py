@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -89,7 +90,7 @@ def _sym_binary(b: Builder, op: str, x: Value, y: Value) -> Sym | None:
             out.append(b.arith(operator.mul, p, q))
         elif op == "Div":
             if not symbolic:
-                out.append(_trunc_div(p, q))
+                out.append(_trunc_div(typing.cast(int, p), typing.cast(int, q)))  # not symbolic: both are ints
             elif b.is_nonneg(p) and b.is_nonneg(q):  # NOTE: trunc == floor for sizes
                 out.append(b.arith(operator.floordiv, p, q))
             elif isinstance(q, int) and q > 0:  # e.g. (size - 1) / 2 in conv output-size arithmetic

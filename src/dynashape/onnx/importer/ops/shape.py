@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -67,7 +67,7 @@ def reshape(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     target = b.sym(ins[1])
     s = b.sym(ins[0])
     if s is not None and target is not None and target.static:
-        shape = [int(v) for v in target.elems]
+        shape = [int(cast(int, v)) for v in target.elems]  # static: every element is an int
         if shape in ([-1], [len(s.elems)]) or (shape == [] and len(s.elems) == 1):
             return Sym(s.elems, scalar=shape == [], dtype=s.dtype)
     return b.call(runtime.reshape, b.t(ins[0]), b.ints(ins[1]), allowzero)

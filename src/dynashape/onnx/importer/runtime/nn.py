@@ -134,8 +134,8 @@ def pool(
         return fn(x, list(kernel), list(strides), 0, list(dilations), bool(ceil_mode))
     plain = all(d == 1 for d in dilations) and k > 1 and not (ceil_mode and count_include_pad)
     if op == "AveragePool" and small and plain:
-        fn = F.avg_pool2d if k == 2 else F.avg_pool3d
-        return fn(x, list(kernel), list(strides), list(begins), bool(ceil_mode), bool(count_include_pad))
+        avg = F.avg_pool2d if k == 2 else F.avg_pool3d
+        return avg(x, list(kernel), list(strides), list(begins), bool(ceil_mode), bool(count_include_pad))
     # General case: window sums over the padded input divided by the count of counted cells.
     extra = _ceil_extra(x, kernel, strides, dilations, begins, ends) if ceil_mode else [0] * k
     ends2 = [e + x2 for e, x2 in zip(ends, extra, strict=False)]
