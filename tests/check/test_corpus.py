@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CLEAN, EXPORTERS
 from corpus import CORPUS, BrokenCase, call, make
 
-from conftest import CLEAN, EXPORTERS
 from dynashape.check import check
 
 

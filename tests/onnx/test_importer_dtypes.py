@@ -9,13 +9,13 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 from dynashape.errors import ModelError  # noqa: E402
 from dynashape.onnx import to_torch  # noqa: E402
 from dynashape.onnx.importer import conformance as conf  # noqa: E402
 from dynashape.onnx.importer.graph import numpy_to_torch, torch_to_numpy  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 FLOAT8 = [
     (TensorProto.FLOAT8E4M3FN, torch.float8_e4m3fn),

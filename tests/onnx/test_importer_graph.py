@@ -9,11 +9,11 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from torch.export import Dim  # noqa: E402
 
 from dynashape.errors import UnsupportedOpError  # noqa: E402
 from dynashape.onnx import to_torch  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 
 def _model(nodes: list, inputs: list, outputs: list, inits: list | None = None, opset: int = 18) -> onnx.ModelProto:

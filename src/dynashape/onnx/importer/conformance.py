@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
-import torch
-
 import onnx
+import torch
 
 from ...errors import UnsupportedOpError
 from . import registry, to_torch

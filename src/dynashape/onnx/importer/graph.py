@@ -24,11 +24,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
-from torch import fx
-
 import onnx
+import torch
 from onnx import helper, numpy_helper
+from torch import fx
 
 from ...errors import ModelError, UnsupportedOpError
 from . import registry, runtime

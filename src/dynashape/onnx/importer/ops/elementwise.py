@@ -8,11 +8,10 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+import onnx
 import torch
 import torch.nn.functional as F
 from torch import fx
-
-import onnx
 
 from .. import runtime
 from ..graph import Builder, Sym, Value, attrs, dtype_of

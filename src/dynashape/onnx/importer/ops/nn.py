@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import onnx
 import torch
 import torch.nn.functional as F
-
-import onnx
 
 from ....errors import UnsupportedOpError
 from .. import runtime

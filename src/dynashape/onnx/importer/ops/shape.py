@@ -6,9 +6,8 @@ import math
 import operator
 from typing import Any, cast
 
-import torch
-
 import onnx
+import torch
 
 from ....errors import UnsupportedOpError
 from .. import runtime

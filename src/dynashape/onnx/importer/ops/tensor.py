@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 import onnx
+import torch
 
 from ....errors import UnsupportedOpError
 from .. import runtime
