@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._deps import require
-from ..data import make_inputs, max_diffs
+from ..data import allclose, make_inputs, max_diffs
 from ..errors import DynashapeError
 from ..specs import format_shape
 
@@ -133,7 +133,7 @@ def compare(
                 diffs.append(OutputDiff(o.name, float("inf"), float("inf"), False, f"shape {format_shape(g.shape)} vs {format_shape(e.shape)}"))
                 continue
             a, r = max_diffs(g, e)
-            ok = bool(np.allclose(g.astype(np.float64), e.astype(np.float64), atol=atol, rtol=rtol, equal_nan=True))
+            ok = allclose(g, e, atol=atol, rtol=rtol)
             diffs.append(OutputDiff(o.name, a, r, ok))
         rows.append(CompareRow(shp, k, diffs))
     return CompareResult(label, atol, rtol, rows)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import make_inputs, max_diffs
+from ..data import allclose, make_inputs, max_diffs
 from ..errors import BackendError
 from ..specs import format_shape
 
@@ -57,7 +57,7 @@ def check_outputs(engine: Any, k: int, which: str, feed: dict[str, np.ndarray], 
             )
         a, r = max_diffs(g, e)
         if engine.precision == "fp32":
-            ok = bool(np.allclose(g.astype(np.float64), e.astype(np.float64), atol=atol, rtol=rtol, equal_nan=True))
+            ok = allclose(g, e, atol=atol, rtol=rtol)
             bound = f"|engine - source| <= {atol} + {rtol} * |source|"
         else:
             scale = float(np.abs(e.astype(np.float64)).max()) if e.size else 0.0
