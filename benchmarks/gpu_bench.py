@@ -625,6 +625,8 @@ def run_squad(spec: Spec, args: argparse.Namespace, timer: Timer, mem: Memory, r
 
 _CHILD = r"""
 import json, sys, time
+spawned = []  # processes started during import + load + runs (a load must compile nothing)
+sys.addaudithook(lambda ev, a: spawned.append(ev) if ev in ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.system") else None)
 t0 = time.perf_counter()
 import torch
 import dynashape
@@ -670,6 +672,7 @@ print("CHILD_JSON " + json.dumps({
     "memory_allocated_after_load_mb": mem_load / 2**20,
     "memory_allocated_after_runs_mb": (torch.cuda.memory_allocated() / 2**20) if cuda else 0,
     "max_memory_allocated_mb": (torch.cuda.max_memory_allocated() / 2**20) if cuda else 0,
+    "processes_spawned": len(spawned), "torch_inductor_imported": int("torch._inductor" in sys.modules),
 }))
 """
 
@@ -851,7 +854,9 @@ def markdown(spec: Spec, result: dict[str, Any]) -> str:
                 v = su[key]
                 lines.append(f"- start-up, fresh process ({key}): " + (v["error"][:300] if "error" in v else
                              f"import {v['import_s']:.2f} s, load {v['load_s']:.2f} s, first run {v['first_run_s'] * 1000:.1f} ms, "
-                             f"second {v['second_run_s'] * 1000:.2f} ms, memory after load {v['memory_allocated_after_load_mb']:.0f} MB"))
+                             f"second {v['second_run_s'] * 1000:.2f} ms, memory after load {v['memory_allocated_after_load_mb']:.0f} MB, "
+                             f"processes spawned {v.get('processes_spawned', '?')}, torch._inductor imported "
+                             f"{ {1: 'yes', 0: 'no'}.get(v.get('torch_inductor_imported', -1), '?') }"))
     if m and any("peak_over_resident_mb" in v for d in m.values() for v in d.values()):
         pk = {c: max((v.get("peak_over_resident_mb", 0) for v in m[c].values()), default=0) for c in m if m[c]}
         lines.append("- peak GPU memory over what was resident before the method ran (max over shapes, MB): "

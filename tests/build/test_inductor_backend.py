@@ -85,3 +85,35 @@ def test_save_load_round_trip(tmp_path, sr_engine: dynashape.Engine) -> None:
     for shape in [(1, 1, 32, 32), (4, 1, 64, 48)]:
         x = np.random.default_rng(0).random(shape, dtype=np.float32)
         np.testing.assert_array_equal(loaded.run({"input": x})["output"], sr_engine.run({"input": x})["output"])
+
+
+_FRESH_LOAD = r"""
+import json, sys
+spawned = []
+sys.addaudithook(lambda event, args: spawned.append(str(args[:2])) if event in ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.system") else None)
+import numpy as np
+import dynashape
+engine = dynashape.load(sys.argv[1])
+out = engine.run({"input": np.ones((2, 1, 32, 32), np.float32)})["output"]
+print(json.dumps({"spawned": spawned, "inductor": "torch._inductor" in sys.modules, "dynamo": "torch._dynamo" in sys.modules,
+                  "shape": list(out.shape)}))
+"""
+
+
+def test_load_compiles_nothing(tmp_path, sr_engine: dynashape.Engine) -> None:
+    """Load + first run in a fresh process start no process and never import the compiler stack.
+
+    torch 2.11's package loader spawned 10 Python processes per load (CPU vector-ISA probes) and
+    importing torch._inductor costs seconds on a GPU machine: the engine loads with torch's C++
+    loader alone (see _load_package).
+    """
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "superres.engine"
+    sr_engine.save(path)
+    proc = subprocess.run([sys.executable, "-c", _FRESH_LOAD, str(path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    facts = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert facts == {"spawned": [], "inductor": False, "dynamo": False, "shape": [2, 1, 96, 96]}, facts

@@ -254,12 +254,7 @@ class InductorBackend(Backend):
         if "weights.pt" in payloads:
             weights = torch.load(io.BytesIO(payloads["weights.pt"]), map_location=device, weights_only=True)
         paths = [_cached_file(payloads[f"profile{k}.pt2"]) for k in range(len(manifest.profiles))]
-        # NOTE: torch's package loader validates the CPU's vector ISAs by compiling probe libraries
-        # and dlopen-ing each in a fresh Python process: 10 processes importing torch, 36-48 s per
-        # load on the GPU machine here (torch 2.11). /proc/cpuinfo's flags answer the same question
-        # (vec_isa_ok=True trusts them), which brings a load back to a fraction of a second.
-        with torch._inductor.config.patch({"cpp.vec_isa_ok": True}):
-            models = [_load_package(torch, manifest, k, p, weights, single_threaded=False) for k, p in enumerate(paths)]
+        models = [_load_package(torch, manifest, k, p, weights, single_threaded=False) for k, p in enumerate(paths)]
         # NOTE: AOTInductor calls cuBLAS/cuDNN for matmuls and convolutions, which read PyTorch's
         # process-wide TF32 switches at run time (cuDNN's is on by default). The engine applies its
         # own recorded policy around each call, so an fp32 engine computes in fp32 whatever the
@@ -268,19 +263,41 @@ class InductorBackend(Backend):
         return InductorRunner(models, device, weights, lambda k: _load_package(torch, manifest, k, paths[k], weights, single_threaded=True), tf32)
 
 
+def _device_index(device: str) -> int:
+    """AOTInductor's loader wants -1 for the current CUDA device, else the index of ``cuda:N``."""
+    _, _, index = device.partition(":")
+    return int(index) if index.isdigit() else -1
+
+
 def _load_package(torch: Any, manifest: Any, k: int, path: str, weights: dict[str, Any] | None, *, single_threaded: bool) -> Any:
+    """One profile's package, as torch's C++ loader (``run(list of tensors) -> list of tensors``).
+
+    NOTE: we call ``torch._C._aoti.AOTIModelPackageLoader`` directly instead of
+    ``torch._inductor.aoti_load_package``. The Python wrapper imports ``torch._inductor`` (and with
+    it dynamo, sympy and, on a GPU machine, triton: 1.5 s here, several seconds there), and torch
+    2.11's wrapper also validated the CPU's vector ISAs by compiling probe libraries and dlopen-ing
+    each in a fresh Python process (10 processes, 36-48 s per load on the GPU machine). Neither is
+    needed to run a package that holds its compiled ``.so``. The wrapper's ``__call__`` also parses
+    the pytree call spec on every call; our packages take and return flat tensor lists, so
+    ``run`` is called directly and the per-call cost goes with it.
+
+    NOTE: the default (thread-safe) container synchronizes on a CUDA event after each run, and an
+    event recorded during graph capture breaks every later call ("invalid argument"). Graph
+    capture therefore uses a separate single-threaded container of the same package.
+    """
     try:
-        # NOTE: the default (thread-safe) container synchronizes on a CUDA event after each run,
-        # and an event recorded during graph capture breaks every later call ("invalid argument").
-        # Graph capture therefore uses a separate single-threaded container of the same package.
-        model = (torch._inductor.aoti_load_package(path, run_single_threaded=True) if single_threaded
-                 else torch._inductor.aoti_load_package(path))
+        loader_cls = getattr(getattr(torch._C, "_aoti", None), "AOTIModelPackageLoader", None)
+        if loader_cls is None:  # a torch build without the C++ loader binding
+            model = torch._inductor.aoti_load_package(path, run_single_threaded=single_threaded).loader
+        else:
+            model = loader_cls(path, "model", single_threaded, 1, _device_index(manifest.device))
         if weights is not None:
             fqns = model.get_constant_fqns()
             missing = [f for f in fqns if f not in weights]
             if missing:
                 raise BackendError(f"profile {k} needs weights {missing[:5]} that the engine's weights.pt lacks", "a complete engine", "rebuild the engine")
-            model.load_constants({f: weights[f] for f in fqns}, check_full_update=True, user_managed=True)
+            # positional: (constants, use_inactive, check_full_update, user_managed), the same in torch 2.11 and 2.13
+            model.load_constants({f: weights[f] for f in fqns}, False, True, True)
         return model
     except BackendError:
         raise
@@ -324,9 +341,9 @@ class InductorRunner(Runner):
 
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
         if self.tf32 is None:
-            return list(self.models[profile](*inputs))
+            return self.models[profile].run(list(inputs))
         with _tf32(self._torch, self.tf32):
-            return list(self.models[profile](*inputs))
+            return self.models[profile].run(list(inputs))
 
     def capture_runner(self) -> Runner:
         """A runner for CUDA graph capture: single-threaded containers, loaded on first use."""
@@ -342,9 +359,8 @@ class _CaptureRunner(Runner):
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
         p = self.parent
         if profile not in p._capture_models:
-            with p._torch._inductor.config.patch({"cpp.vec_isa_ok": True}):
-                p._capture_models[profile] = p._load_single_threaded(profile)
+            p._capture_models[profile] = p._load_single_threaded(profile)
         if p.tf32 is None:
-            return list(p._capture_models[profile](*inputs))
+            return p._capture_models[profile].run(list(inputs))
         with _tf32(p._torch, p.tf32):
-            return list(p._capture_models[profile](*inputs))
+            return p._capture_models[profile].run(list(inputs))
