@@ -50,7 +50,7 @@ sys.path.insert(0, HERE)
 
 from _common import fmt_ms, geomean, machine_info, md_table, summarize, write_atomic, write_json  # noqa: E402
 
-PARTS = ("matmul", "latency", "squad", "startup", "sharing")
+PARTS = ("matmul", "latency", "squad", "startup", "sharing", "layout")
 SQUAD_FILE = os.path.join(HERE, "workloads", "squadv2_train_lengths.txt")
 SQUAD_FALLBACK = "/work/shared/workloads/squadv2_train_lengths.txt"
 
@@ -356,13 +356,14 @@ def flops_per_point(spec: Spec, eager: Any, inputs_of: Callable[[tuple[int, ...]
     return out
 
 
-def build_engine(spec: Spec, model: Any, profiles: list[Any], device: str, example_point: tuple[int, ...], validate: bool) -> tuple[Any, float]:
+def build_engine(spec: Spec, model: Any, profiles: list[Any], device: str, example_point: tuple[int, ...], validate: bool,
+                 channels_last: bool | None = None) -> tuple[Any, float]:
     import dynashape
 
     t = time.perf_counter()
     engine = dynashape.build(model, profiles, backend="inductor", example_inputs=spec.inputs(example_point), dynamic_axes=spec.dynamic_axes,
                              output_names=spec.output_names, device=device, precision="fp16" if device.startswith("cuda") else "fp32",
-                             validate=validate)
+                             validate=validate, channels_last=channels_last)
     return engine, time.perf_counter() - t
 
 
@@ -739,6 +740,41 @@ def run_sharing(spec: Spec, args: argparse.Namespace, result: dict[str, Any], wo
     out["meets_target"] = out["file_ratio"] <= 1.15 and out.get("memory_after_load_ratio", 0) <= 1.15
 
 
+def run_layout(spec: Spec, args: argparse.Namespace, timer: Timer, result: dict[str, Any]) -> None:
+    """Channels-last on and off, side by side: static engines at two shapes, without and with CUDA graphs.
+
+    Static engines isolate the layout choice from the dynamic-shape tax, and build in seconds.
+    """
+    import dynashape
+
+    if spec.name == "bert":
+        result["notes"].append("layout: only for convolutional models (resnet50, segmentation)")
+        return
+    points = [spec.points[0], spec.points[-1]] if args.quick else ([(1,), (32,)] if spec.name == "resnet50" else [(512, 512), (1600, 1600)])
+    model = spec.make()
+    out: dict[str, Any] = {"note": "static engine per shape; median ms of one call (CUDA events)", "points": {}}
+    result["layout"] = out
+    for p in points:
+        row: dict[str, Any] = {}
+        x = spec.inputs(p)
+        x = {n: t.to(args.device) for n, t in x.items()}
+        for cl in (False, True):
+            e, secs = build_engine(spec, model, [make_profile(spec, p, p, p)], args.device, p, args.validate, channels_last=cl)
+            key = "channels_last" if cl else "contiguous"
+            row[f"{key}_build_s"] = round(secs, 2)
+            nog = dynashape.Engine(e.manifest, e._runner, e._payloads, cuda_graphs=False)
+            row[f"{key}_ms"] = timer.many(lambda nog=nog: nog.run(x), args.iters, args.warmup)["median_ms"]
+            if timer.cuda:
+                row[f"{key}_graphs_ms"] = timer.many(lambda e=e: e.run(x), args.iters, args.warmup)["median_ms"]
+            del e, nog
+            gc.collect()
+        row["channels_last_over_contiguous"] = row["channels_last_ms"] / row["contiguous_ms"]
+        if timer.cuda:
+            row["graphs_channels_last_over_contiguous"] = row["channels_last_graphs_ms"] / row["contiguous_graphs_ms"]
+        out["points"][point_text(p)] = row
+        print(f"[layout] {point_text(p)}: {row}", flush=True)
+
+
 # ------------------------------------------------------------------------------------------------
 # Summary and markdown
 # ------------------------------------------------------------------------------------------------
@@ -885,6 +921,17 @@ def markdown(spec: Spec, result: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"File ratio {sh['file_ratio']:.3f}; memory ratio after load {sh.get('memory_after_load_ratio', float('nan')):.3f}, "
                      f"after runs {sh.get('memory_after_runs_ratio', float('nan')):.3f}.")
+    lay = result.get("layout")
+    if lay:
+        lines.append("")
+        lines.append("Channels-last on and off (static engine per shape; ratio below 1: channels-last is faster):")
+        lines.append("")
+        g = any("contiguous_graphs_ms" in v for v in lay["points"].values())
+        head = ["shape", "contiguous ms", "channels-last ms", "ratio"] + (["contiguous+graphs ms", "channels-last+graphs ms", "ratio (graphs)"] if g else [])
+        rows = [[k, fmt_ms(v["contiguous_ms"]), fmt_ms(v["channels_last_ms"]), f"{v['channels_last_over_contiguous']:.3f}"]
+                + ([fmt_ms(v["contiguous_graphs_ms"]), fmt_ms(v["channels_last_graphs_ms"]), f"{v['graphs_channels_last_over_contiguous']:.3f}"] if g else [])
+                for k, v in lay["points"].items()]
+        lines.append(md_table(head, rows))
     for n in result.get("notes", []):
         lines.append(f"- note: {n}")
     if result.get("skipped"):
@@ -1020,6 +1067,13 @@ def main(argv: list[str] | None = None) -> int:
                 live = None
                 mem.free()
                 run_startup(spec, args, result, path)
+            save()
+        if "layout" in parts:
+            try:
+                run_layout(spec, args, timer, result)
+            except Exception as e:  # recorded in the result; the other parts still run
+                result["errors"].append(f"layout: {type(e).__name__}: {str(e)[:1500]}")
+                traceback.print_exc()
             save()
         if "sharing" in parts:
             try:
