@@ -35,10 +35,12 @@ class BuildSettings:
         tf32: allow TF32 for fp32 matmuls and convolutions on CUDA. Default False: an fp32 engine
             computes in fp32, as eager PyTorch does by default (TensorRT's default is the opposite;
             trtexec users pass --noTF32 to get this). Recorded in the engine; applied at load.
-        channels_last: run 4-d convolutional models in channels-last layout. None: on for CUDA
-            models with Conv2d layers (the layout fp16 tensor-core convolutions run in; the H200
-            numbers in BENCHMARKS.md were taken with it on, but on/off has not been measured side
-            by side yet), off on the CPU.
+        channels_last: run 4-d convolutional models in channels-last layout. None (default): off.
+            Measured side by side on an H100 (fp16, static engines, BENCHMARKS.md), it is no
+            general win: the segmentation net at 512x512 runs 0.75x the time (0.87x with CUDA
+            graphs), but ResNet-50 at batch 1 takes 1.43x (1.06x with graphs), and both are even
+            at large shapes. So it is an opt-in to measure per model
+            (``benchmarks/gpu_bench.py --only layout``), not a default.
         share_weights: keep one copy of the weights for all profiles, in the file and in memory.
     """
 
