@@ -64,7 +64,8 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
     the graph and float outputs back, so the cast is fused into the first and last kernels.
     """
     compute = getattr(torch, _COMPUTE[settings.precision])
-    channels_last = bool(settings.channels_last)  # off unless asked: see BuildSettings.channels_last
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in source.module.modules())
+    channels_last = settings.channels_last if settings.channels_last is not None else (settings.device.startswith("cuda") and has_conv)
     module = source.module.eval()
     if settings.device != "cpu" or compute != torch.float32 or channels_last:
         # NOTE: Module.to() converts in place; the caller's model (and the fp32 reference that

@@ -223,8 +223,8 @@ def register(sub: Any) -> None:
     g.add_argument("--threads", type=int, help="CPU threads per inference (default: all)")
     g.add_argument("--no-validate", action="store_true", help="skip running the new engine against the source")
     g.add_argument("--tf32", action="store_true", help="allow TF32 in fp32 matmuls/convolutions on CUDA (default: off, fp32 is fp32)")
-    g.add_argument("--channels-last", dest="channels_last", action="store_true", default=None, help="inductor: channels-last layout for conv nets (default off; measure it per model: BENCHMARKS.md)")
-    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="inductor: keep the contiguous layout (the default)")
+    g.add_argument("--channels-last", dest="channels_last", action="store_true", default=None, help="inductor: channels-last layout (default: on for CUDA conv nets)")
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="inductor: keep the contiguous layout")
     p.set_defaults(func=cmd_build)
 
     for name, helptext, fn in (("run", "run an engine once", cmd_run), ("bench", "time an engine per shape, trtexec-style", cmd_bench)):
