@@ -766,9 +766,9 @@ def run_layout(spec: Spec, args: argparse.Namespace, timer: Timer, result: dict[
         for p, row in rows.items():
             x = {n: t.to(args.device) for n, t in spec.inputs(p).items()}
             row[f"{key}_build_s"] = round(secs, 2)
-            row[f"{key}_ms"] = timer.many(lambda x=x: nog.run(x), args.iters, args.warmup)["median_ms"]
+            row[f"{key}_ms"] = timer.many(lambda x=x, f=nog.run: f(x), args.iters, args.warmup)["median_ms"]
             if timer.cuda:
-                row[f"{key}_graphs_ms"] = timer.many(lambda x=x: e.run(x), args.iters, args.warmup)["median_ms"]
+                row[f"{key}_graphs_ms"] = timer.many(lambda x=x, f=e.run: f(x), args.iters, args.warmup)["median_ms"]
         del e, nog
         gc.collect()
     for p, row in rows.items():

@@ -143,3 +143,53 @@ def test_path_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
     onnx.save(m, tmp_path / "m.onnx")
     assert to_torch(tmp_path / "m.onnx")(torch.tensor([-1.0, 1.0]))[0].tolist() == [0.0, 1.0]
     assert to_torch(str(tmp_path / "m.onnx"))(torch.tensor([-1.0]))[0].tolist() == [0.0]
+
+
+@pytest.mark.parametrize("storage_order", [0, 1])
+def test_maxpool_indices_match_ort_under_dynamic_dims(storage_order: int) -> None:
+    """ONNX flattens MaxPool indices over N x C x H x W (torch: per plane); checked against ONNX Runtime
+    at shapes other than the traced one, through torch.export with dynamic batch, height and width."""
+    vi = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])]
+    out = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None), helper.make_tensor_value_info("i", TensorProto.INT64, None)]
+    node = helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                            storage_order=storage_order)
+    m = _model([node], vi, out, opset=12)
+    gm = to_torch(m)
+    program = torch.export.export(gm, (torch.rand(2, 3, 16, 20),),
+                                  dynamic_shapes=({0: Dim("n", min=2, max=8), 2: Dim("h", min=4, max=64), 3: Dim("w", min=4, max=64)},))
+    for shape in ((2, 3, 16, 20), (3, 3, 9, 31), (5, 3, 64, 4)):
+        x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+        y, i = _ort(m, x)
+        for got in (gm(torch.from_numpy(x)), program.module()(torch.from_numpy(x))):
+            np.testing.assert_array_equal(got[0].numpy(), y)
+            np.testing.assert_array_equal(got[1].numpy(), i)
+
+
+def test_batchnorm_training_mode_outputs_running_statistics() -> None:
+    rng = np.random.default_rng(3)
+    c = 4
+    inits = [numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), n) for n in ("scale", "bias", "mean")]
+    inits.append(numpy_helper.from_array(rng.random(c).astype(np.float32) + 0.5, "var"))
+    vi = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", c, "h", "w"])]
+    out = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "rm", "rv")]
+    node = helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["y", "rm", "rv"], training_mode=1, momentum=0.8)
+    m = _model([node], vi, out, inits, opset=15)
+    x = rng.standard_normal((3, c, 5, 7)).astype(np.float32)
+    # ONNX's own formula (onnx/backend/test/case/node/batch_normalization.py): batch statistics, population variance
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    s, b_, m0, v0 = (numpy_helper.to_array(t) for t in inits)
+    y = (x - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5) * s[:, None, None] + b_[:, None, None]
+    got = [t.numpy() for t in to_torch(m)(torch.from_numpy(x))]
+    np.testing.assert_allclose(got[0], y, atol=1e-5)
+    np.testing.assert_allclose(got[1], m0 * 0.8 + mean * 0.2, atol=1e-6)
+    np.testing.assert_allclose(got[2], v0 * 0.8 + var * 0.2, atol=1e-6)
+
+
+def test_bitwise_not_on_unsigned_ints_torch_lacks() -> None:
+    for dtype, np_dtype in ((TensorProto.UINT16, np.uint16), (TensorProto.UINT32, np.uint32), (TensorProto.UINT8, np.uint8)):
+        vi = [helper.make_tensor_value_info("x", dtype, [5])]
+        m = _model([helper.make_node("BitwiseNot", ["x"], ["y"])], vi, [helper.make_tensor_value_info("y", dtype, None)])
+        x = np.array([0, 1, 7, 128, np.iinfo(np_dtype).max], dtype=np_dtype)
+        got = to_torch(m)(torch.from_numpy(x))[0].numpy()
+        np.testing.assert_array_equal(got, ~x)
+        assert got.dtype == np_dtype

@@ -24,7 +24,7 @@ _UNARY: dict[str, Callable[..., Any]] = {
     "Cos": torch.cos, "Tan": torch.tan, "Asin": torch.asin, "Acos": torch.acos, "Atan": torch.atan,
     "Sinh": torch.sinh, "Cosh": torch.cosh, "Asinh": torch.asinh, "Acosh": torch.acosh, "Atanh": torch.atanh,
     "Not": torch.logical_not, "IsNaN": torch.isnan, "Softplus": F.softplus, "Softsign": F.softsign,
-    "BitwiseNot": torch.bitwise_not, "Mish": F.mish, "HardSwish": F.hardswish,
+    "BitwiseNot": runtime.bitwise_not, "Mish": F.mish, "HardSwish": F.hardswish,
 }
 
 for _op, _fn in _UNARY.items():

@@ -67,10 +67,15 @@ def pool(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     a = attrs(n)
     kernel = [int(v) for v in a["kernel_shape"]]
     k = len(kernel)
-    if len(n.output) > 1 and n.output[1]:
-        raise _unsupported(n, "its Indices output", "MaxPool with one output")
-    if int(a.get("storage_order", 0)):
-        raise _unsupported(n, "storage_order=1", "storage_order=0")
+    wants_indices = len(n.output) > 1 and bool(n.output[1])
+    if wants_indices:
+        pads = _conv_args(a, k)
+        begins, ends = pads["pads"][:k], pads["pads"][k:]
+        if pads["auto_pad"] not in ("NOTSET", "VALID") or begins != ends or any(p > kk // 2 for p, kk in zip(begins, kernel, strict=True)):
+            raise _unsupported(n, "Indices with asymmetric, automatic or large pads", "symmetric pads of at most half the kernel")
+        out = b.call(runtime.max_pool_with_indices, b.t(ins[0]), kernel, ceil_mode=int(a.get("ceil_mode", 0)),
+                     storage_order=int(a.get("storage_order", 0)), **pads)
+        return [b.call(_getitem, out, 0), b.call(_getitem, out, 1)]
     return b.call(runtime.pool, b.t(ins[0]), n.op_type, kernel, ceil_mode=int(a.get("ceil_mode", 0)),
                   count_include_pad=int(a.get("count_include_pad", 0)), p=int(a.get("p", 2)), **_conv_args(a, k))
 
@@ -83,9 +88,13 @@ def global_pool(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
 @register("BatchNormalization", first=9)
 def batch_norm(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     a = attrs(n)
-    if int(a.get("training_mode", 0)) or len([o for o in n.output if o]) > 1:
-        raise _unsupported(n, "training mode (running statistics as outputs)", "inference-mode BatchNormalization")
     x, scale, bias, mean, var = (b.t(v) for v in ins[:5])
+    if int(a.get("training_mode", 0)):
+        # Deterministic (batch statistics), so it is imported rather than refused like training-mode Dropout.
+        out = b.call(runtime.batch_norm_training, x, scale, bias, mean, var, float(a.get("epsilon", 1e-5)), float(a.get("momentum", 0.9)))
+        return [b.call(_getitem, out, i) for i in range(3)]
+    if len([o for o in n.output if o]) > 1:
+        raise _unsupported(n, "running statistics as outputs without training_mode", "inference-mode BatchNormalization")
     return b.call(F.batch_norm, x, mean, var, scale, bias, False, 0.0, float(a.get("epsilon", 1e-5)))
 
 

@@ -7,6 +7,7 @@ on sizes except where the branch is on a value known when the graph is built (an
 from .core import (
     add,
     arange,
+    bitwise_not,
     cast,
     cast_like,
     clip,
@@ -53,6 +54,7 @@ from .core import (
 )
 from .nn import (
     arg_reduce,
+    batch_norm_training,
     conv,
     conv_transpose,
     cumsum,
@@ -61,6 +63,7 @@ from .nn import (
     group_norm,
     hardmax,
     layer_norm,
+    max_pool_with_indices,
     mvn,
     pool,
     reduce,
@@ -80,6 +83,8 @@ __all__ = [
     "add",
     "arange",
     "arg_reduce",
+    "batch_norm_training",
+    "bitwise_not",
     "cast",
     "cast_like",
     "clip",
@@ -109,6 +114,7 @@ __all__ = [
     "le",
     "lshift",
     "lt",
+    "max_pool_with_indices",
     "maximum",
     "minimum",
     "mul",

@@ -323,3 +323,12 @@ def is_inf(x: torch.Tensor, positive: int, negative: int) -> torch.Tensor:
     if negative:
         return torch.isneginf(x)
     return torch.zeros_like(x, dtype=torch.bool)
+
+
+def bitwise_not(x: torch.Tensor) -> torch.Tensor:
+    """~x; torch has no CPU kernel for uint16/uint32/uint64, so those flip bits with an XOR on a wider int."""
+    if x.dtype == torch.uint16:
+        return (x.to(torch.int32) ^ 0xFFFF).to(torch.uint16)
+    if x.dtype == torch.uint32:
+        return (x.to(torch.int64) ^ 0xFFFFFFFF).to(torch.uint32)
+    return torch.bitwise_not(x)

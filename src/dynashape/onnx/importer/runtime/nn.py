@@ -152,6 +152,51 @@ def pool(
     return sums / _window_sums(mask, kernel, strides, dilations)
 
 
+def max_pool_with_indices(
+    x: torch.Tensor, kernel: Sequence[int], *, ceil_mode: int, strides: Sequence[int], dilations: Sequence[int],
+    pads: Sequence[int], auto_pad: str, storage_order: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MaxPool with its Indices output: ONNX flattens indices over the whole input (N x C x spatial,
+    padding not counted; spatial dims row-major, or column-major with storage_order=1); torch counts
+    row-major within each (n, c) plane, so re-order the spatial part and add the plane offset."""
+    # pads are symmetric and at most half the kernel (checked at import), so torch pads the same way
+    k = len(kernel)
+    begins, _ = _resolve_pads(x, kernel, strides, dilations, pads, auto_pad)  # symmetric and small: checked at import
+    fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[k - 1]
+    values, idx = fn(x, list(kernel), list(strides), list(begins), list(dilations), bool(ceil_mode), return_indices=True)
+    sizes = list(x.shape[2:])
+    if storage_order:
+        coords, rest = [], idx
+        for d in reversed(sizes):  # unravel the row-major index, last dim first
+            coords.append(rest % d)
+            rest = rest // d
+        coords.reverse()
+        idx, stride = torch.zeros_like(idx), 1
+        for c_, d in zip(coords, sizes, strict=True):  # column-major: the first spatial dim varies fastest
+            idx = idx + c_ * stride
+            stride = stride * d
+    plane = 1
+    for d in x.shape[2:]:
+        plane = plane * d
+    n, c = x.shape[0], x.shape[1]
+    offsets = torch.arange(n * c, device=x.device, dtype=torch.int64).reshape([n, c] + [1] * k) * plane
+    return values, idx + offsets
+
+
+def batch_norm_training(
+    x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
+    epsilon: float, momentum: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BatchNormalization with training_mode=1: normalize with the batch's statistics (population
+    variance) and return the updated running mean and variance, as the ONNX spec writes them."""
+    dims = [0, *range(2, x.dim())]
+    cur_mean = x.mean(dims)
+    cur_var = x.var(dims, unbiased=False)
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    y = (x - cur_mean.reshape(shape)) / torch.sqrt(cur_var.reshape(shape) + epsilon) * scale.reshape(shape) + bias.reshape(shape)
+    return y, mean * momentum + cur_mean * (1 - momentum), var * momentum + cur_var * (1 - momentum)
+
+
 def global_pool(x: torch.Tensor, op: str, p: int) -> torch.Tensor:
     dims = list(range(2, x.dim()))
     if op == "GlobalAveragePool":
