@@ -159,9 +159,9 @@ def max_pool_with_indices(
     """MaxPool with its Indices output: ONNX flattens indices over the whole input (N x C x spatial,
     padding not counted; spatial dims row-major, or column-major with storage_order=1); torch counts
     row-major within each (n, c) plane, so re-order the spatial part and add the plane offset."""
-    # pads are symmetric and at most half the kernel (checked at import), so torch pads the same way
     k = len(kernel)
-    begins, _ = _resolve_pads(x, kernel, strides, dilations, pads, auto_pad)  # symmetric and small: checked at import
+    # pads are symmetric and at most half the kernel (checked at import), so torch pads the same way
+    begins, _ = _resolve_pads(x, kernel, strides, dilations, pads, auto_pad)
     fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[k - 1]
     values, idx = fn(x, list(kernel), list(strides), list(begins), list(dilations), bool(ceil_mode), return_indices=True)
     sizes = list(x.shape[2:])
@@ -176,7 +176,7 @@ def max_pool_with_indices(
             idx = idx + c_ * stride
             stride = stride * d
     plane = 1
-    for d in x.shape[2:]:
+    for d in sizes:
         plane = plane * d
     n, c = x.shape[0], x.shape[1]
     offsets = torch.arange(n * c, device=x.device, dtype=torch.int64).reshape([n, c] + [1] * k) * plane
