@@ -39,10 +39,11 @@ class BuildSettings:
             for CUDA models with Conv2d layers, off on the CPU.
             NOTE: Inductor picks channels-last for convolutions by itself, but only when every
             shape is static (``decide_layout_opt`` in torch/_inductor/graph.py turns it off for
-            symbolic shapes, pytorch issue 102670); with dynamic dims it keeps the model's layout. On an H100 (fp16,
-            BENCHMARKS.md) a dynamic ResNet-50 engine in the contiguous layout ran batch 64 in
-            4.38 ms against 2.98 ms in channels-last, and the segmentation net at 1600x1600 in
-            1.76 ms against 0.73 ms on the H200, while static engines ran the same in both layouts.
+            symbolic shapes, pytorch issue 102670); with dynamic dims it keeps the model's layout.
+            On an H100 (fp16, CUDA graphs, BENCHMARKS.md), dynamic engines in the contiguous layout
+            ran ResNet-50 at batch 64 in 4.38 ms against 2.98 ms in channels-last, and the
+            segmentation net at 1600x1600 in 1.76 ms against 0.79 ms; static engines ran the same
+            in both layouts.
         share_weights: keep one copy of the weights for all profiles, in the file and in memory.
     """
 
