@@ -4,15 +4,17 @@ Run on the GPU machine: PYTHONPATH=src CXX=/usr/bin/g++ CC=/usr/bin/gcc python b
 (result kept in benchmarks/results/gpu_segmentation_inductor_options_h100_2026-11-26.json).
 """
 import json
-import statistics
 import sys
 import time
 
 import torch
+from gpu_bench import Timer  # this folder is on sys.path when the script runs
 
 import dynashape
 from dynashape import Profile
 from dynashape.zoo import REGISTRY
+
+_timer = Timer("cuda")
 
 z = REGISTRY["segmentation"]
 model = z.make()
@@ -20,18 +22,9 @@ ex = z.example_inputs(image_height=1024, image_width=1024)
 pts = [(512, 512), (777, 1001), (1600, 1600)]
 
 def med(fn, n=50):
-    for _ in range(10):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(n):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        torch.cuda.synchronize()
-        ts.append(s.elapsed_time(e))
-    return statistics.median(ts)
+    """Median ms of one call (CUDA events) after 10 warm-up calls: gpu_bench's Timer."""
+    return _timer.many(fn, n, 10)["median_ms"]
+
 
 def timeit(engine):
     out = {}
