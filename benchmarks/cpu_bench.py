@@ -11,7 +11,7 @@ What it does, all in one process:
   3. times the three methods at each shape in interleaved rounds (one call of each method a
      round, so machine noise from other jobs falls on all three alike) after a warm-up, and reports
      the median and the p10-p90 spread;
-  4. measures dynashape's runtime overhead with ``dynashape.bench.runtime_overhead`` on a tiny
+  4. measures dynashape's runtime overhead with ``dynashape._bench.runtime_overhead`` on a tiny
      input (the segmentation net at 1x3x32x32, from its own 16..64 profile) on both backends.
 
 Each method gets its own native input: eager and the inductor engine torch tensors, the onnxruntime
@@ -49,7 +49,7 @@ import torch  # noqa: E402
 
 import dynashape  # noqa: E402
 from dynashape import Profile, ShapeRange, zoo  # noqa: E402
-from dynashape.bench.timing import runtime_overhead  # noqa: E402
+from dynashape._bench.timing import runtime_overhead  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
@@ -197,10 +197,10 @@ def bench_overhead(quick: bool) -> dict[str, Any]:
 def _paired_overhead(engine: Any, shapes: dict[str, tuple[int, ...]], iterations: int, *, torch_in: bool = False) -> float:
     """Median over calls of (engine.run time - bare backend call time), the two calls back to back.
 
-    Uses the same private hooks as ``dynashape.bench.runtime_overhead`` (the runner and the input
+    Uses the same private hooks as ``dynashape._bench.runtime_overhead`` (the runner and the input
     conversion), so the bare call gets exactly what the engine would pass to its backend.
     """
-    from dynashape.data import make_inputs
+    from dynashape._data import make_inputs
 
     data: dict[str, Any] = make_inputs(engine.inputs, shapes)
     if torch_in:

@@ -12,7 +12,7 @@ import pytest
 import dynashape
 
 # NOTE: the doctor (check/) and the ONNX importer have their own suites and owners.
-_SKIP = ("dynashape.check", "dynashape.onnx.importer")
+_SKIP = ("dynashape._check", "dynashape.onnx.importer")
 
 
 def _modules_with_examples() -> list[str]:
@@ -33,7 +33,7 @@ MODULES = _modules_with_examples()
 
 
 def test_examples_are_found() -> None:
-    assert {"dynashape.profiles", "dynashape.zoo"} <= set(MODULES)
+    assert {"dynashape._profiles", "dynashape.zoo"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

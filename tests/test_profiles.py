@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynashape import Profile, ShapeRange, parse_dim_ranges, parse_shapes
-from dynashape.errors import ProfileError
-from dynashape.profiles import parse_shape, validate_profile
-from dynashape.specs import TensorSpec, format_shape
+from dynashape._errors import ProfileError
+from dynashape._profiles import parse_shape, validate_profile
+from dynashape._specs import TensorSpec, format_shape
 
 PROPS = settings(max_examples=75, deadline=None)
 

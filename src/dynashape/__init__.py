@@ -13,32 +13,47 @@ The pipeline, one call per step::
 that needs it (tests/test_public_api.py holds this).
 """
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
 
-# NOTE: the step functions share their names with the step folders (dynashape.build is both the
-# folder build/ and the function). Importing each folder here, then binding the function, keeps the
-# function in place for good: Python binds a subpackage onto its parent only on its first import.
-from .bench import bench, compare
-from .build import BuildSettings, build
-from .check import check
-from .engine import Engine, load
-from .errors import DynashapeError, ShapeError
-from .export import ExportResult, export
-from .inspection import inspect
-from .profiles import Profile, ShapeRange, parse_dim_ranges, parse_shapes
-from .specs import TensorSpec
+# NOTE: the implementation packages are private (_export, _check, _builder, _backend, _engine,
+# _bench): the names below are the whole public surface, so no step function shares its name with a
+# package and tests/test_public_api.py can hold the surface to an explicit list.
+from ._bench import bench, compare
+from ._builder import BuildSettings, build
+from ._check import check
+from ._engine import Engine, load
+from ._errors import (
+    BackendError,
+    DynashapeError,
+    EngineFileError,
+    ExportError,
+    MissingDependencyError,
+    ModelError,
+    ProfileError,
+    ShapeError,
+    UnsupportedOpError,
+)
+from ._export import ExportResult, export
+from ._inspection import inspect
+from ._profiles import Profile, ShapeRange, parse_dim_ranges, parse_shapes
+from ._specs import TensorSpec
 
 __all__ = [
+    "BackendError",
     "BuildSettings",
     "DynashapeError",
     "Engine",
+    "EngineFileError",
+    "ExportError",
     "ExportResult",
+    "MissingDependencyError",
+    "ModelError",
     "Profile",
+    "ProfileError",
     "ShapeError",
     "ShapeRange",
     "TensorSpec",
+    "UnsupportedOpError",
     "__version__",
     "bench",
     "build",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import MissingDependencyError
+from ._errors import MissingDependencyError
 
 # NOTE: the extra names match pyproject.toml's optional-dependencies.
 _EXTRAS = {

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .errors import ModelError
+from ._errors import ModelError
 
 
 def forward_params(module: torch.nn.Module) -> list[str]:

@@ -10,8 +10,8 @@ import pytest
 from onnx import numpy_helper
 
 import dynashape
-from dynashape.bench import runtime_overhead
-from dynashape.errors import DynashapeError, ShapeError
+from dynashape._bench import runtime_overhead
+from dynashape._errors import DynashapeError, ShapeError
 
 
 def perturbed_onnx(src: str, dst: Path) -> str:

@@ -8,9 +8,9 @@ import json
 import pytest
 from corpus import CORPUS
 
-from dynashape.check import check
+from dynashape._check import check
+from dynashape._errors import DynashapeError
 from dynashape.cli import check_cmd
-from dynashape.errors import DynashapeError
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import pytest
 from conftest import CLEAN, EXPORTERS
 from corpus import CORPUS, BrokenCase, call, make
 
-from dynashape.check import check
+from dynashape._check import check
 
 
 def _really_broken(case: BrokenCase, path: str) -> bool:

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 from corpus import CORPUS, BrokenCase
 
-from dynashape.check import check, fix
+from dynashape._check import check, fix
 
 FIXABLE = [c for c in CORPUS if c.fixable]
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import dynashape
-from dynashape.engine.file import FORMAT_VERSION, MAGIC, Manifest, read_engine, write_engine
-from dynashape.errors import EngineFileError
+from dynashape._engine.file import MAGIC, read_engine, write_engine
+from dynashape._errors import EngineFileError
+from dynashape._records import FORMAT_VERSION, Manifest
 
 
 def _x(h: int, w: int) -> np.ndarray:

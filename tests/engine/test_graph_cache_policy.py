@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dynashape.engine.cudagraphs import BoundedLRU
+from dynashape._engine.cudagraphs import BoundedLRU
 
 
 def test_evicts_least_recently_used_by_count() -> None:
@@ -32,7 +32,7 @@ def test_failed_captures_are_remembered_and_cost_nothing() -> None:
 
 def test_admission_stops_thrashing_on_a_cycle_larger_than_the_cache() -> None:
     """LRU alone would capture on every request of a cycle a b c a b c ... with room for 2 graphs."""
-    from dynashape.engine.cudagraphs import FrequencyAdmission
+    from dynashape._engine.cudagraphs import FrequencyAdmission
 
     cache, admission = BoundedLRU(max_items=2), FrequencyAdmission(max_keys=64)
     captures = 0
@@ -47,7 +47,7 @@ def test_admission_stops_thrashing_on_a_cycle_larger_than_the_cache() -> None:
 
 
 def test_admission_lets_a_new_frequent_shape_in() -> None:
-    from dynashape.engine.cudagraphs import FrequencyAdmission
+    from dynashape._engine.cudagraphs import FrequencyAdmission
 
     cache, admission = BoundedLRU(max_items=1), FrequencyAdmission(max_keys=64)
     assert admission.admit("old", cache)
@@ -64,7 +64,7 @@ def test_admission_beats_no_graphs_on_the_squad_stream() -> None:
     LRU alone 7.6 ms."""
     from pathlib import Path
 
-    from dynashape.engine.cudagraphs import FrequencyAdmission
+    from dynashape._engine.cudagraphs import FrequencyAdmission
 
     path = Path(__file__).parents[2] / "benchmarks" / "workloads" / "squadv2_train_lengths.txt"
     lengths = [int(x) for x in path.read_text().split()][:500]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import dynashape
-from dynashape.errors import DynashapeError, ShapeError
+from dynashape._errors import DynashapeError, ShapeError
 
 
 def _x(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

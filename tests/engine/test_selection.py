@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 import dynashape
 from dynashape import Profile
-from dynashape.engine.selection import ProfileTable
-from dynashape.errors import ShapeError
-from dynashape.specs import TensorSpec
+from dynashape._engine.selection import ProfileTable
+from dynashape._errors import ShapeError
+from dynashape._specs import TensorSpec
 
 IDS = TensorSpec("ids", "int64", ("batch", "seq"))
 MASK = TensorSpec("mask", "int64", ("batch", "seq"))

@@ -9,7 +9,7 @@ import torch
 
 import dynashape
 from dynashape import Profile
-from dynashape.errors import ExportError, ModelError
+from dynashape._errors import ExportError, ModelError
 from dynashape.zoo import get as zoo_get
 
 SEG_OUT = ("output_1", "float32", (1, 1, "image_height", "image_width"))

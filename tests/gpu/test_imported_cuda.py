@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 import dynashape  # noqa: E402
 from dynashape import Profile, zoo  # noqa: E402
-from dynashape.data import make_inputs  # noqa: E402
+from dynashape._data import make_inputs  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

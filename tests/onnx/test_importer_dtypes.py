@@ -12,7 +12,7 @@ ml_dtypes = pytest.importorskip("ml_dtypes")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
-from dynashape.errors import ModelError  # noqa: E402
+from dynashape._errors import ModelError  # noqa: E402
 from dynashape.onnx import to_torch  # noqa: E402
 from dynashape.onnx.importer import conformance as conf  # noqa: E402
 from dynashape.onnx.importer.graph import numpy_to_torch, torch_to_numpy  # noqa: E402

@@ -12,7 +12,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from torch.export import Dim  # noqa: E402
 
-from dynashape.errors import UnsupportedOpError  # noqa: E402
+from dynashape._errors import UnsupportedOpError  # noqa: E402
 from dynashape.onnx import to_torch  # noqa: E402
 
 

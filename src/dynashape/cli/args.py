@@ -8,8 +8,8 @@ import os
 import sys
 from typing import Any
 
-from ..errors import DynashapeError, ProfileError
-from ..profiles import Profile, parse_dim_ranges, parse_shapes
+from .._errors import DynashapeError, ProfileError
+from .._profiles import Profile, parse_dim_ranges, parse_shapes
 
 SHAPES_HELP = "NAME:DxDx...[,NAME:...]; quote names with ':' or ',' ('input:0':1x3x224x224)"
 

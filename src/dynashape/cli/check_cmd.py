@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..errors import DynashapeError
+from .._errors import DynashapeError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,7 +37,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _profile(args: argparse.Namespace) -> Any:
-    from ..profiles import Profile, parse_shapes
+    from .._profiles import Profile, parse_shapes
 
     given = {k: getattr(args, f"{k}_shapes") for k in ("min", "opt", "max")}
     if not any(given.values()):
@@ -57,7 +57,7 @@ def _profile(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``check`` (and ``fix``); returns the exit status: 0 no finding, 1 findings."""
-    from ..check import check, fix
+    from .._check import check, fix
 
     if args.fix and not args.output:
         raise DynashapeError("--fix without -o", "-o PATH for the repaired model", "add -o fixed.onnx")

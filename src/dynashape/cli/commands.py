@@ -12,9 +12,9 @@ import numpy as np
 
 import dynashape
 
-from ..errors import DynashapeError
-from ..profiles import _split_name, _split_top, parse_shapes
-from ..specs import format_shape
+from .._errors import DynashapeError
+from .._profiles import _split_name, _split_top, parse_shapes
+from .._specs import format_shape
 from .args import (
     add_model_args,
     add_precision_args,
@@ -141,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.input_data:
         feed: dict[str, Any] = _load_npz(args.input_data)
     elif args.shapes:
-        from ..data import make_inputs
+        from .._data import make_inputs
 
         feed = make_inputs(engine.inputs, parse_shapes(args.shapes))
     else:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import DynashapeError
+from .._errors import DynashapeError
 
 
 def make_parser() -> argparse.ArgumentParser:

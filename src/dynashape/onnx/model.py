@@ -7,8 +7,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .._deps import require
-from ..errors import ModelError
-from ..specs import TensorSpec, onnx_elem_type_to_dtype
+from .._errors import ModelError
+from .._specs import TensorSpec, onnx_elem_type_to_dtype
 
 if TYPE_CHECKING:
     import onnx

@@ -99,7 +99,7 @@ REGISTRY: dict[str, ZooModel] = {
 
 
 def get(name: str) -> ZooModel:
-    from ..errors import DynashapeError
+    from .._errors import DynashapeError
 
     try:
         return REGISTRY[name]

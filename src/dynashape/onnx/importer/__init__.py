@@ -13,7 +13,7 @@
 The module's ``forward`` takes the graph inputs positionally, in ONNX order (initializers excluded),
 and returns a tuple of the graph outputs in ONNX order, even for one output. Initializers become
 parameters (floating point) or buffers; shape arithmetic becomes ``SymInt`` arithmetic (see
-:mod:`.graph`). Ops outside :func:`supported_ops` raise :class:`~dynashape.errors.UnsupportedOpError`
+:mod:`.graph`). Ops outside :func:`supported_ops` raise :class:`~dynashape._errors.UnsupportedOpError`
 at import, never a wrong result at run time.
 """
 

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import torch
 
-from ...errors import UnsupportedOpError
+from ..._errors import UnsupportedOpError
 from . import registry, to_torch
 from .graph import DTYPES, numpy_to_torch, torch_to_numpy
 

@@ -29,7 +29,7 @@ import torch
 from onnx import helper, numpy_helper
 from torch import fx
 
-from ...errors import ModelError, UnsupportedOpError
+from ..._errors import ModelError, UnsupportedOpError
 from . import registry, runtime
 
 Value = Any  # fx.Node | Const | Sym | None

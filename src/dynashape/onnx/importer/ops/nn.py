@@ -8,7 +8,7 @@ import onnx
 import torch
 import torch.nn.functional as F
 
-from ....errors import UnsupportedOpError
+from ...._errors import UnsupportedOpError
 from .. import runtime
 from ..graph import Builder, Value, attrs
 from ..registry import register

@@ -9,7 +9,7 @@ from typing import Any, cast
 import onnx
 import torch
 
-from ....errors import UnsupportedOpError
+from ...._errors import UnsupportedOpError
 from .. import runtime
 from ..graph import Builder, Const, Sym, Value, attrs
 from ..registry import register

@@ -7,7 +7,7 @@ from typing import Any
 import onnx
 import torch
 
-from ....errors import UnsupportedOpError
+from ...._errors import UnsupportedOpError
 from .. import runtime
 from ..graph import Builder, Value, attrs
 from ..registry import register

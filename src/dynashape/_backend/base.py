@@ -1,0 +1,62 @@
+"""The backend interface: every backend has the same two verbs, build an engine and run an engine.
+
+A backend receives *validated* profiles and *checked* inputs; it never re-implements the checks
+(those live in :mod:`dynashape.build` and :class:`dynashape._engine.Engine`). This is what lets a
+TensorRT backend (one serialized engine holding all profiles, ``set_input_shape`` +
+``execute_async_v3``) sit beside ONNX Runtime and AOTInductor (one package per profile) with no
+change to the runtime.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from .._profiles import Profile
+from .._records import BuildSettings, Built, Manifest, Source
+
+
+class Runner(abc.ABC):
+    """A loaded engine. ``run`` receives inputs in the engine's input order, already checked."""
+
+    #: "numpy" or "torch": the array type ``run`` takes and returns; the engine converts.
+    native: ClassVar[str] = "numpy"
+
+    @abc.abstractmethod
+    def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
+        """Run profile ``profile`` on ``inputs``; return outputs in the engine's output order."""
+
+
+class Backend(abc.ABC):
+    name: ClassVar[str]
+    devices: ClassVar[tuple[str, ...]]
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: source kinds the backend builds from directly; build() converts the others when it can.
+    sources: ClassVar[tuple[str, ...]]
+    #: True where building compiles native code that could crash the process that loads it; the new
+    #: engine is then validated in a child process (see dynashape._builder.validate).
+    compiles_native_code: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def build(self, source: Source, profiles: Sequence[Profile], settings: BuildSettings) -> Built:
+        """Build one engine holding every profile."""
+
+    @abc.abstractmethod
+    def load(self, manifest: Manifest, payloads: dict[str, bytes]) -> Runner:
+        """Load the payloads that :meth:`build` returned (the manifest says how they were built)."""
+
+    #: (importable module, how to install it) that the backend needs.
+    requires: ClassVar[tuple[str, str] | None] = None
+
+    @classmethod
+    def available(cls) -> str | None:
+        """None when the backend can run here, else why not (what to install)."""
+        if cls.requires is None:
+            return None
+        module, how = cls.requires
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{module} is not installed ({how})"
+        return None

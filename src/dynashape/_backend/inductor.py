@@ -1,0 +1,367 @@
+"""PyTorch AOTInductor backend (CPU and CUDA): ``torch.export`` with each profile's dims, one package per profile.
+
+Build: for profile k, export the module with ``Dim(min, max)`` for every dim the profile leaves
+free and the opt shape as the example (so Inductor tunes for opt), then compile it ahead of time
+into ``profile{k}.pt2``. With ``share_weights`` (the default) the packages carry no weights
+(``aot_inductor.package_constants_in_so=False``); the engine stores them once in ``weights.pt``
+and every loaded package points at the same tensors (``load_constants(..., user_managed=True)``),
+as TensorRT shares weights across the profiles of one engine.
+Run: the loaded package of the chosen profile, called with torch tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import io
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from .._deps import require
+from .._errors import BackendError
+from .._profiles import Profile
+from .._records import BuildSettings, Built, Manifest, Source
+from .._specs import TensorSpec, dtype_name, identifier
+from .base import Backend, Runner
+
+log = logging.getLogger("dynashape")
+
+_TUNING: dict[str, dict[str, Any]] = {"default": {}, "max-autotune": {"max_autotune": True}}
+_COMPUTE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+
+def _symbol(spec: TensorSpec, axis: int) -> str:
+    d = spec.shape[axis]
+    return d if isinstance(d, str) else f"{spec.name}_dim{axis}"
+
+
+def cache_dir() -> str:
+    """Inductor's compile cache for dynashape builds: persistent, so rebuilds and added profiles reuse work."""
+    return os.environ.get("DYNASHAPE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "dynashape", "inductor")
+
+
+@contextlib.contextmanager
+def _tf32(torch: Any, enabled: bool) -> Iterator[None]:
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) -> tuple[Any, bool]:
+    """The module as it will be compiled: on the device, in the compute precision and layout.
+
+    Inputs and outputs keep the model's dtypes: float inputs are cast to the compute dtype inside
+    the graph and float outputs back, so the cast is fused into the first and last kernels.
+    """
+    compute = getattr(torch, _COMPUTE[settings.precision])
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in source.module.modules())
+    channels_last = settings.channels_last if settings.channels_last is not None else (settings.device.startswith("cuda") and has_conv)
+    module = source.module.eval()
+    if settings.device != "cpu" or compute != torch.float32 or channels_last:
+        # NOTE: Module.to() converts in place; the caller's model (and the fp32 reference that
+        # validation compares with) must stay as it was.
+        module = copy.deepcopy(module).to(settings.device)
+        if compute != torch.float32:
+            module = module.to(compute)
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+    device = settings.device
+    in_dtypes = [getattr(torch, s.dtype) if s.dtype != "bool" else torch.bool for s in source.inputs]
+    out_dtypes = [getattr(torch, s.dtype) if s.dtype in ("float32", "float16", "bfloat16", "float64") else None for s in source.outputs]
+
+    class Compute(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, *args: Any) -> tuple[Any, ...]:
+            cast = []
+            for a, dt in zip(args, in_dtypes, strict=True):
+                if dt.is_floating_point and dt != compute:
+                    a = a.to(compute)
+                if channels_last and a.dim() == 4 and dt.is_floating_point:
+                    a = a.contiguous(memory_format=torch.channels_last)
+                cast.append(a)
+            # NOTE: tensors a graph creates without a device (torch.arange for ONNX Range in an
+            # imported model, say) must land on the engine's device, or the trace mixes devices
+            # ("found two different devices cuda:0, cpu", seen on the H200 for imported BERT/GPT-2).
+            with torch.device(device):
+                outs = self.inner(*cast)
+            return tuple(o.to(dt) if dt is not None and o.dtype != dt else o for o, dt in zip(outs, out_dtypes, strict=True))
+
+    return Compute().eval(), channels_last
+
+
+def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, device: str,
+                   example_like: Sequence[Any]) -> Any:
+    """``torch.export`` ``module`` for one profile: dims free where min < max, example at opt."""
+    Dim = torch.export.Dim
+    named: dict[str, Any] = {}
+    shapes, auto_shapes, args = [], [], []
+    for spec, like in zip(inputs, example_like, strict=True):
+        r = profile[spec.name]
+        axes, auto = {}, {}
+        example = list(r.opt)
+        for axis in r.dynamic_axes:
+            lo, opt, hi = r.dim(axis)
+            sym = _symbol(spec, axis)
+            if sym not in named:
+                named[sym] = Dim(identifier(sym), min=lo, max=hi)
+            axes[axis] = named[sym]
+            auto[axis] = Dim.DYNAMIC(min=lo, max=hi)
+            # NOTE: torch.export specializes a dim whose example is 0 or 1 (the 0/1 specialization),
+            # so trace with 2 where the range allows it; the Dim's min keeps 1 valid at run time.
+            if opt < 2:
+                example[axis] = min(2, hi)
+        shapes.append(axes or None)
+        auto_shapes.append(auto or None)
+        args.append(_example_tensor(torch, like, tuple(example), device))
+    try:
+        return torch.export.export(module, tuple(args), dynamic_shapes=(tuple(shapes),))
+    except Exception as first:
+        # NOTE: named Dims fail when the model relates dims (a multiple of 4, two dims equal);
+        # Dim.DYNAMIC lets torch.export derive those relations inside the same bounds.
+        try:
+            return torch.export.export(module, tuple(args), dynamic_shapes=(tuple(auto_shapes),))
+        except Exception:
+            text = " ".join(str(first).split())[:1500]
+            raise BackendError(
+                f"torch.export cannot keep the profile's dims dynamic ({profile.describe()}): {text}",
+                "a model whose dynamic dims stay symbolic under torch.export",
+                "apply the fix torch suggests above (a reshape or a size read as a Python int pins a dim); "
+                "`dynashape check` on an ONNX export shows where",
+            ) from first
+
+
+def _example_tensor(torch: Any, like: Any, shape: tuple[int, ...], device: str) -> Any:
+    g = torch.Generator().manual_seed(0)
+    if like.dtype == torch.bool:
+        t = torch.randint(0, 2, shape, generator=g).bool()
+    elif like.dtype.is_floating_point:
+        t = torch.rand(shape, generator=g).to(like.dtype)
+    else:
+        t = torch.randint(0, 2, shape, generator=g).to(like.dtype)
+    return t.to(device)
+
+
+def output_specs(ep: Any, inputs: Sequence[TensorSpec], names: Sequence[str]) -> list[TensorSpec]:
+    """Output shapes from the exported program, with torch's symbols renamed to the model's dim names."""
+    placeholders = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs]
+    rename: dict[str, str] = {}
+    for spec, node in zip(inputs, placeholders, strict=False):
+        for axis, d in enumerate(node.meta["val"].shape):
+            if not isinstance(d, int):
+                rename.setdefault(str(d), _symbol(spec, axis))
+    out_node = next(n for n in ep.graph.nodes if n.op == "output")
+    vals = [a.meta["val"] for a in out_node.args[0]]
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, rename)) + r")\b") if rename else None
+    specs = []
+    for name, v in zip(names, vals, strict=True):
+        dims: list[int | str | None] = []
+        for d in v.shape:
+            if isinstance(d, int):
+                dims.append(d)
+            else:
+                text = str(d)
+                dims.append(pattern.sub(lambda m: rename[m.group(0)], text) if pattern else text)
+        specs.append(TensorSpec(name, dtype_name(v.dtype), tuple(dims)))
+    return specs
+
+
+def merge_specs(per_profile: Sequence[Sequence[TensorSpec]]) -> list[TensorSpec]:
+    """One spec per output over all profiles: a dim is static only if every profile fixes it alike."""
+    merged = []
+    for specs in zip(*per_profile, strict=True):
+        dims: list[int | str | None] = []
+        for ds in zip(*(s.shape for s in specs), strict=True):
+            sym = next((d for d in ds if not isinstance(d, int)), None)
+            dims.append(ds[0] if len(set(ds)) == 1 else sym)
+        merged.append(TensorSpec(specs[0].name, specs[0].dtype, tuple(dims)))
+    return merged
+
+
+def _weights(ep: Any) -> dict[str, Any]:
+    """Every tensor an exported program may ask for by FQN (parameters, buffers, lifted constants)."""
+    out = {}
+    for k, v in {**ep.state_dict, **ep.constants}.items():
+        if hasattr(v, "detach"):
+            out[k] = v.detach()
+    return out
+
+
+class InductorBackend(Backend):
+    name = "inductor"
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "bf16")
+    requires = ("torch", "pip install 'dynashape[torch]'")
+    sources: ClassVar[tuple[str, ...]] = ("module",)
+    compiles_native_code = True
+
+    def build(self, source: Source, profiles: Sequence[Profile], settings: BuildSettings) -> Built:
+        torch = require("torch", "the inductor backend")
+        tuning = settings.tuning or "default"
+        if tuning not in _TUNING:
+            raise BackendError(f"tuning '{tuning}'", "one of: " + ", ".join(_TUNING))
+        if settings.device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError(f"device '{settings.device}', but torch {torch.__version__} sees no CUDA device", "a machine with an NVIDIA GPU", "build with --device cpu")
+        if settings.precision == "fp16" and settings.device == "cpu":
+            log.warning("fp16 on the CPU is slow in most PyTorch CPU kernels; bf16 or fp32 are usually faster there")
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache_dir())
+        module, channels_last = _make_compute_module(torch, source, settings)
+        configs = dict(_TUNING[tuning])
+        if settings.share_weights:
+            configs["aot_inductor.package_constants_in_so"] = False
+        payloads: dict[str, bytes] = {}
+        per_profile: list[list[TensorSpec]] = []
+        weights: dict[str, Any] = {}
+        seconds = []
+        with tempfile.TemporaryDirectory(prefix="dynashape-aoti-") as tmp, torch.no_grad(), _tf32(torch, settings.tf32):
+            for k, profile in enumerate(profiles):
+                t = time.perf_counter()
+                log.info("profile %d/%d: torch.export + AOTInductor (%s)", k + 1, len(profiles), profile.describe())
+                ep = export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs)
+                per_profile.append(output_specs(ep, source.inputs, [o.name for o in source.outputs]))
+                if settings.share_weights:
+                    weights.update(_weights(ep))
+                path = os.path.join(tmp, f"profile{k}.pt2")
+                torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
+                with open(path, "rb") as f:
+                    payloads[f"profile{k}.pt2"] = f.read()
+                seconds.append(round(time.perf_counter() - t, 2))
+                log.info("profile %d built in %.1f s", k, seconds[-1])
+        if settings.share_weights:
+            buf = io.BytesIO()
+            torch.save({k: v.cpu().contiguous() for k, v in weights.items()}, buf)
+            payloads["weights.pt"] = buf.getvalue()
+        data = {"tuning": tuning, "channels_last": channels_last, "shared_weights": settings.share_weights,
+                "profile_build_seconds": seconds, "torch": torch.__version__}
+        return Built(payloads, source.inputs, merge_specs(per_profile), data)
+
+    def load(self, manifest: Manifest, payloads: dict[str, bytes]) -> Runner:
+        torch = require("torch", "the inductor backend")
+        device = manifest.device
+        weights = None
+        if "weights.pt" in payloads:
+            weights = torch.load(io.BytesIO(payloads["weights.pt"]), map_location=device, weights_only=True)
+        paths = [_cached_file(payloads[f"profile{k}.pt2"]) for k in range(len(manifest.profiles))]
+        models = [_load_package(torch, manifest, k, p, weights, single_threaded=False) for k, p in enumerate(paths)]
+        # NOTE: AOTInductor calls cuBLAS/cuDNN for matmuls and convolutions, which read PyTorch's
+        # process-wide TF32 switches at run time (cuDNN's is on by default). The engine applies its
+        # own recorded policy around each call, so an fp32 engine computes in fp32 whatever the
+        # process's settings are.
+        tf32 = bool(manifest.build_settings.tf32) if device.startswith("cuda") else None
+        return InductorRunner(models, device, weights, lambda k: _load_package(torch, manifest, k, paths[k], weights, single_threaded=True), tf32)
+
+
+def _device_index(device: str) -> int:
+    """AOTInductor's loader wants -1 for the current CUDA device, else the index of ``cuda:N``."""
+    _, _, index = device.partition(":")
+    return int(index) if index.isdigit() else -1
+
+
+def _load_package(torch: Any, manifest: Manifest, k: int, path: str, weights: dict[str, Any] | None, *, single_threaded: bool) -> Any:
+    """One profile's package, as torch's C++ loader (``run(list of tensors) -> list of tensors``).
+
+    NOTE: we call ``torch._C._aoti.AOTIModelPackageLoader`` directly instead of
+    ``torch._inductor.aoti_load_package``. The Python wrapper imports ``torch._inductor`` (and with
+    it dynamo, sympy and, on a GPU machine, triton: 1.5 s here, several seconds there), and torch
+    2.11's wrapper also validated the CPU's vector ISAs by compiling probe libraries and dlopen-ing
+    each in a fresh Python process (10 processes, 36-48 s per load on the GPU machine). Neither is
+    needed to run a package that holds its compiled ``.so``. The wrapper's ``__call__`` also parses
+    the pytree call spec on every call; our packages take and return flat tensor lists, so
+    ``run`` is called directly and the per-call cost goes with it.
+
+    NOTE: the default (thread-safe) container synchronizes on a CUDA event after each run, and an
+    event recorded during graph capture breaks every later call ("invalid argument"). Graph
+    capture therefore uses a separate single-threaded container of the same package.
+    """
+    try:
+        loader_cls = getattr(getattr(torch._C, "_aoti", None), "AOTIModelPackageLoader", None)
+        if loader_cls is None:  # a torch build without the C++ loader binding
+            model = torch._inductor.aoti_load_package(path, run_single_threaded=single_threaded).loader
+        else:
+            model = loader_cls(path, "model", single_threaded, 1, _device_index(manifest.device))
+        if weights is not None:
+            fqns = model.get_constant_fqns()
+            missing = [f for f in fqns if f not in weights]
+            if missing:
+                raise BackendError(f"profile {k} needs weights {missing[:5]} that the engine's weights.pt lacks", "a complete engine", "rebuild the engine")
+            # positional: (constants, use_inactive, check_full_update, user_managed), the same in torch 2.11 and 2.13
+            model.load_constants({f: weights[f] for f in fqns}, False, True, True)
+        return model
+    except BackendError:
+        raise
+    except Exception as e:
+        raise BackendError(
+            f"torch {torch.__version__} cannot load profile {k} of this engine (built with torch "
+            f"{manifest.library_versions.get('torch')}): {str(e).splitlines()[0][:500] if str(e) else type(e).__name__}",
+            "an engine built by the same torch version on the same kind of machine",
+            "rebuild the engine on this machine",
+        ) from e
+
+
+def _cached_file(payload: bytes) -> str:
+    """AOTInductor loads packages from paths: keep one file per payload, written atomically."""
+    digest = hashlib.sha256(payload).hexdigest()[:32]
+    folder = os.path.join(tempfile.gettempdir(), f"dynashape-{os.getuid() if hasattr(os, 'getuid') else 'u'}", "aoti")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{digest}.pt2")
+    if not os.path.exists(path):
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    return path
+
+
+class InductorRunner(Runner):
+    native = "torch"
+
+    def __init__(self, models: list[Any], device: str, weights: dict[str, Any] | None,
+                 load_single_threaded: Any = None, tf32: bool | None = None) -> None:
+        import torch
+
+        self._torch = torch
+        self.tf32 = tf32
+        self.models = models
+        self.device = device
+        self.weights = weights  # kept alive: the packages use these tensors in place
+        self._load_single_threaded = load_single_threaded
+        self._capture_models: dict[int, Any] = {}
+
+    def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
+        if self.tf32 is None:
+            return self.models[profile].run(list(inputs))
+        with _tf32(self._torch, self.tf32):
+            return self.models[profile].run(list(inputs))
+
+    def capture_runner(self) -> Runner:
+        """A runner for CUDA graph capture: single-threaded containers, loaded on first use."""
+        return _CaptureRunner(self)
+
+
+class _CaptureRunner(Runner):
+    native = "torch"
+
+    def __init__(self, parent: InductorRunner) -> None:
+        self.parent = parent
+
+    def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
+        p = self.parent
+        if profile not in p._capture_models:
+            p._capture_models[profile] = p._load_single_threaded(profile)
+        if p.tf32 is None:
+            return p._capture_models[profile].run(list(inputs))
+        with _tf32(p._torch, p.tf32):
+            return p._capture_models[profile].run(list(inputs))

@@ -1,0 +1,311 @@
+"""Build: resolve the source and the backend, validate profiles, build, validate the engine.
+
+Public methods check, backends work: everything a backend receives here is already valid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import __version__
+from .._backend import NAMES, backend_class, get_backend
+from .._backend.base import Backend
+from .._deps import version_of
+from .._engine.engine import Engine
+from .._errors import BackendError, DynashapeError, ModelError, ProfileError
+from .._profiles import Profile, validate_profile
+from .._records import BuildSettings, Manifest, Source
+from .._specs import TensorSpec, dtype_name
+from . import postprocess
+
+log = logging.getLogger("dynashape")
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+# NOTE: measured on the 2-core CPU machines here (shared/GPU.md): ONNX Runtime ran the demo's
+# super-resolution net 1.9-2.4x faster than AOTInductor (1x1x224x224: 12.8 vs 24.6 ms; 1x1x512x512:
+# 68.9 vs 164.3 ms), so "auto" prefers it on the CPU. On CUDA, TensorRT when installed, else
+# AOTInductor (onnxruntime-gpu is not part of the supported set).
+_AUTO_ORDER = {"cpu": ("onnxruntime", "inductor"), "cuda": ("tensorrt", "inductor")}
+
+
+def choose_backend(device: str, source_kind: str) -> str:
+    """The backend ``"auto"`` resolves to for this device (first available in the measured order)."""
+    order = _AUTO_ORDER[device.split(":")[0]]
+    reasons = []
+    for name in order:
+        why = backend_class(name).available()
+        if why is None:
+            return name
+        reasons.append(f"{name}: {why}")
+    raise BackendError(f"no backend for device '{device}' is available ({'; '.join(reasons)})", "one of " + ", ".join(order), "install one")
+
+
+def _library_versions() -> dict[str, str | None]:
+    return {
+        "python": platform.python_version(), "numpy": version_of("numpy"), "onnx": version_of("onnx"),
+        "onnxruntime": version_of("onnxruntime"), "torch": version_of("torch"), "tensorrt": version_of("tensorrt"),
+        "platform": f"{sys.platform}-{platform.machine()}",
+    }
+
+
+def _as_profiles(profiles: Profile | Mapping[str, Any] | Sequence[Profile] | None) -> list[Profile]:
+    if profiles is None:
+        return []
+    if isinstance(profiles, Profile):
+        return [profiles]
+    if isinstance(profiles, Mapping):
+        return [Profile(profiles)]
+    out = []
+    for p in profiles:
+        out.append(p if isinstance(p, Profile) else Profile(p))
+    return out
+
+
+def _onnx_source(model: Any) -> Source:
+    from ..onnx.model import io_specs, load_model
+
+    proto = load_model(model)
+    inputs, outputs = io_specs(proto)
+    desc = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "ONNX model"
+    return Source("onnx", inputs, outputs, onnx_model=proto, description=desc)
+
+
+def _module_specs(names: Sequence[str], tensors: Sequence[Any], profiles: Sequence[Profile],
+                  dynamic_axes: Mapping[str, Mapping[int, str]] | None) -> list[TensorSpec]:
+    """Input specs of a module: a dim is static where every profile fixes it to one value."""
+    specs = []
+    for n, t in zip(names, tensors, strict=True):
+        dims: list[int | str | None] = []
+        for a in range(t.dim()):
+            named = (dynamic_axes or {}).get(n, {}).get(a)
+            vals = {v for p in profiles if n in p for v in (p[n].min[a], p[n].max[a])}
+            if named is not None:
+                dims.append(named)
+            elif len(vals) == 1:
+                dims.append(vals.pop())
+            elif vals:
+                dims.append(f"{n}_dim{a}")
+            else:
+                dims.append(int(t.shape[a]))
+        specs.append(TensorSpec(n, dtype_name(t.dtype), tuple(dims)))
+    return specs
+
+
+def _module_source(module: Any, example_inputs: Any, input_names: Sequence[str] | None,
+                   output_names: Sequence[str] | None, profiles: Sequence[Profile],
+                   dynamic_axes: Mapping[str, Any] | None, append_ops: Sequence[tuple[str, str]]) -> Source:
+    import torch
+
+    from .._torchio import IOAdapter, flatten_outputs, normalize_inputs, output_names_for
+
+    if example_inputs is None:
+        raise ModelError("a torch module without example_inputs", "example inputs (a tensor, a tuple, or a dict name -> tensor)",
+                         "pass example_inputs=...; their dtypes and ranks define the engine's inputs")
+    names, tensors, by_kw = normalize_inputs(module, example_inputs, input_names)
+    axes = {n: {int(a): str(s) for a, s in v.items()} if isinstance(v, Mapping) else {int(a): f"{n}_dim{a}" for a in v}
+            for n, v in (dynamic_axes or {}).items() if n in names}
+    inputs = _module_specs(names, tensors, profiles, axes)
+    adapter = IOAdapter(module, names, by_kw).eval()
+    with torch.no_grad():
+        outs = flatten_outputs(adapter(*tensors))
+    onames = output_names_for(len(outs), output_names)
+    postprocess.check_outputs(append_ops, onames)
+    adapter.post_ops = {onames.index(o): postprocess.torch_fn(op) for o, op in append_ops}
+    outputs = [TensorSpec(o, dtype_name(t.dtype), tuple(t.shape)) for o, t in zip(onames, outs, strict=True)]
+    return Source("module", inputs, outputs, module=adapter, example_inputs=list(tensors), description=type(module).__name__)
+
+
+def _module_to_onnx(source: Source, profiles: Sequence[Profile], tmp: str) -> Source:
+    """For ONNX-only backends: export the module (TorchScript exporter) and verify it at profile 0."""
+    from .._export import export
+    from ..onnx.model import io_specs, load_model
+
+    axes = {s.name: {a: d for a, d in enumerate(s.shape) if isinstance(d, str)} for s in source.inputs}
+    axes = {n: a for n, a in axes.items() if a}
+    path = os.path.join(tmp, "model.onnx")
+    # NOTE: source.module is an IOAdapter (forward(*inputs)), so the examples go in by position,
+    # named with input_names; a dict would call the adapter with keywords it does not take.
+    names = [s.name for s in source.inputs]
+    log.info("exporting %s to ONNX for the onnxruntime backend", source.description)
+    export(source.module, tuple(source.example_inputs), path, input_names=names, output_names=[o.name for o in source.outputs], dynamic_axes=axes,
+           profile=profiles[0] if profiles else None)
+    proto = load_model(path)
+    # NOTE: the module's output specs hold the example's static shapes; the export derived which
+    # output dims follow the inputs, so the engine describes its outputs from the ONNX file.
+    outputs = io_specs(proto)[1]
+    return Source("onnx", source.inputs, outputs, onnx_model=proto, description=source.description)
+
+
+def _onnx_to_module(source: Source) -> Source:
+    try:
+        from ..onnx.importer import to_torch
+    except ModuleNotFoundError as e:
+        if "importer" not in str(e):
+            raise
+        raise BackendError(
+            "the inductor backend cannot build from an ONNX file in this version (the ONNX importer is missing)",
+            "a torch.nn.Module source for --backend inductor",
+            "use --backend onnxruntime, or build from the module with dynashape.build(module, profiles, example_inputs=...)",
+        ) from e
+    from .._torchio import IOAdapter
+
+    gm = to_torch(source.onnx_model)
+    import torch
+
+    examples = [_zeros(torch, s) for s in source.inputs]
+    adapter = IOAdapter(gm, [s.name for s in source.inputs], by_keyword=False).eval()
+    return Source("module", source.inputs, source.outputs, module=adapter, example_inputs=examples,
+                  onnx_model=source.onnx_model, description=source.description)
+
+
+def _zeros(torch: Any, spec: TensorSpec) -> Any:
+    dt = getattr(torch, spec.dtype) if spec.dtype != "bool" else torch.bool
+    return torch.zeros([d if isinstance(d, int) else 1 for d in spec.shape], dtype=dt)
+
+
+def build(
+    source: Any,
+    profiles: Profile | Mapping[str, Any] | Sequence[Profile] | None = None,
+    *,
+    backend: str = "auto",
+    example_inputs: Any = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    dynamic_axes: Mapping[str, Any] | None = None,
+    dims: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    append_ops: Sequence[str | tuple[str, str]] | None = None,
+    optimization_level: str | None = None,
+    tuning: str | None = None,
+    threads: int | None = None,
+    validate: bool = True,
+    tf32: bool = False,
+    channels_last: bool | None = None,
+    share_weights: bool = True,
+) -> Engine:
+    """Build an engine from an ONNX file (path or ``onnx.ModelProto``) or a ``torch.nn.Module``.
+
+    Args:
+        source: the model. A module also needs ``example_inputs`` (their dtypes and ranks define the
+            inputs; their names come from a dict, ``input_names`` or the forward's parameters).
+        profiles: one :class:`Profile` or a list (profile k is the k-th). None: ranges from ``dims``,
+            or, for a model without dynamic dims, its one static shape.
+        backend: ``"onnxruntime"``, ``"inductor"``, ``"tensorrt"`` or ``"auto"`` (see :func:`choose_backend`).
+        dims: ranges per symbolic dim name, ``{"batch": (1, 8, 32)}``, expanded over the inputs; a list
+            of such dicts adds one profile each.
+        dynamic_axes: for a module, names for its dynamic dims (``{"x": {0: "batch"}}``), so that
+            inputs sharing a dim are checked together at run time.
+        append_ops: ``"output_1:Sigmoid"`` strings or ``(output, op)`` pairs.
+        validate: run the new engine at every profile's min, opt and max and compare with the source.
+        tf32, channels_last, share_weights: see :class:`BuildSettings`.
+    """
+    device = device or "cpu"
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise DynashapeError(f"device '{device}'", "cpu, cuda or cuda:N")
+    precision = precision or "fp32"
+    if precision not in PRECISIONS:
+        raise DynashapeError(f"precision '{precision}'", "one of " + ", ".join(PRECISIONS))
+    ops = tuple(postprocess.parse_append_op(o) if isinstance(o, str) else (o[0], o[1]) for o in (append_ops or ()))
+    plist = _as_profiles(profiles)
+
+    t0 = time.perf_counter()
+    is_module = type(source).__module__.startswith("torch") or hasattr(source, "forward")
+    if is_module:
+        src = _module_source(source, example_inputs, input_names, output_names, plist, dynamic_axes, ops)
+    else:
+        if example_inputs is not None:
+            raise DynashapeError("example_inputs for an ONNX source", "example_inputs only with a torch module source")
+        src = _onnx_source(source)
+        postprocess.check_outputs(ops, [o.name for o in src.outputs])
+    if dims is not None:
+        dim_list = [dims] if isinstance(dims, Mapping) else list(dims)
+        plist += [Profile.from_dims(d, src.inputs) for d in dim_list]
+    if not plist:
+        if any(s.dynamic_axes for s in src.inputs):
+            dyn = "; ".join(f"{s.name}: {s.shape_text()}" for s in src.inputs if s.dynamic_axes)
+            raise ProfileError(
+                f"no profile for a model with dynamic dims ({dyn})",
+                "at least one profile: min/opt/max shapes per input, or ranges per dim name",
+                "pass profiles=Profile(...) or dims={'batch': (1, 8, 32)}; on the CLI --minShapes/--optShapes/--maxShapes or --dims",
+            )
+        plist = [Profile({s.name: (s.shape, s.shape, s.shape) for s in src.inputs})]  # type: ignore[misc]
+    plist = [validate_profile(p, src.inputs, k) for k, p in enumerate(plist)]
+
+    name = choose_backend(device, src.kind) if backend == "auto" else backend
+    if name not in NAMES:
+        raise BackendError(f"backend '{backend}'", "one of: auto, " + ", ".join(NAMES))
+    impl: Backend = get_backend(name)
+    why = impl.available()
+    if why:
+        raise BackendError(f"backend '{name}' is not available: {why}", None, "install it, or choose another --backend")
+    if device.split(":")[0] not in impl.devices:
+        raise BackendError(f"backend '{name}' on device '{device}'", f"devices {', '.join(impl.devices)} for {name}",
+                           "choose another backend (--backend auto picks one for the device)")
+    if precision not in impl.precisions:
+        raise BackendError(f"precision {precision} with backend '{name}'", f"one of {', '.join(impl.precisions)}",
+                           "use another backend or precision")
+    settings = BuildSettings(device=device, precision=precision, append_ops=ops, optimization_level=optimization_level,
+                             tuning=tuning, threads=threads, validate=validate, tf32=tf32,
+                             channels_last=channels_last, share_weights=share_weights)
+    reference = src
+    with tempfile.TemporaryDirectory(prefix="dynashape-build-") as tmp:
+        if src.kind not in impl.sources:
+            src = _module_to_onnx(src, plist, tmp) if src.kind == "module" else _onnx_to_module(src)
+        # NOTE: an ONNX file exported from a module already holds the appended ops (the module's
+        # adapter applies them), so they are added to the graph only for an ONNX source.
+        if src.kind == "onnx" and ops and reference.kind == "onnx":
+            from .postprocess import apply_onnx
+
+            src = Source("onnx", src.inputs, src.outputs, onnx_model=apply_onnx(src.onnx_model, ops), description=src.description)
+            if reference.kind == "onnx":
+                reference = src
+        elif src.kind == "module" and ops and reference.kind == "onnx":
+            src.module.post_ops = {[o.name for o in src.outputs].index(o): postprocess.torch_fn(op) for o, op in ops}
+        log.info("building %s engine (%s, %s) with %d profile(s)", name, device, precision, len(plist))
+        built = impl.build(src, plist, settings)
+    manifest = Manifest(
+        backend=name, device=device, precision=precision, inputs=built.inputs, outputs=built.outputs, profiles=plist,
+        build_settings=settings, library_versions=_library_versions(), backend_data=built.backend_data,
+        dynashape_version=__version__, build_seconds=round(time.perf_counter() - t0, 3),
+    )
+    engine = Engine(manifest, impl.load(manifest, built.payloads), built.payloads)
+    if validate and not (name == "onnxruntime" and reference.kind == "onnx"):
+        from .validate import validate as _validate
+
+        log.info("validating the engine against the source%s", " in a child process" if impl.compiles_native_code else "")
+        _validate(engine, _reference_fn(reference, ops), in_child=impl.compiles_native_code)
+    log.info("built in %.1f s", time.perf_counter() - t0)
+    return engine
+
+
+def _reference_fn(reference: Source, ops: Sequence[tuple[str, str]]) -> Any:
+    """numpy inputs -> the source's outputs: eager PyTorch on the CPU in fp32, or ONNX Runtime."""
+    if reference.kind == "module":
+        import numpy as np
+        import torch
+
+        module = reference.module
+
+        def run_module(arrays: dict[str, Any]) -> list[Any]:
+            args = [torch.from_numpy(np.ascontiguousarray(arrays[s.name])) for s in reference.inputs]
+            with torch.no_grad():
+                return [o.detach().cpu().float().numpy() for o in module(*args)]
+
+        return run_module
+    import onnxruntime as ort
+
+    from .postprocess import apply_onnx
+
+    model = apply_onnx(reference.onnx_model, ops) if ops else reference.onnx_model
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in reference.outputs]
+    return lambda arrays: sess.run(names, arrays)

@@ -1,0 +1,134 @@
+"""The empirical pass: run the model at its export shape and at shapes where one dynamic dim changed.
+
+Knowing the export shape matters: a pinned number is the export-time value of a dim, so the
+comparison is only meaningful from there. It comes from the profile's ``opt`` when the user gives
+one; otherwise from the numbers the symbolic pass saw pinned in the graph, then from defaults,
+keeping the first set of shapes at which the whole model runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._profiles import Profile
+from .._specs import TensorSpec
+from ._graph import Graph, Run, Runner, make_feeds
+from .rules import Pin, find_pins
+
+
+@dataclass
+class Symbol:
+    """One dynamic dim of the model's inputs, with every (input, axis) where it occurs."""
+
+    name: str
+    where: list[tuple[str, int]]
+
+
+@dataclass
+class SymbolRun:
+    symbol: Symbol
+    export_value: int
+    new_value: int
+    run: Run
+    pins: list[Pin]
+
+
+@dataclass
+class EmpiricalResult:
+    export_shapes: dict[str, tuple[int, ...]]
+    export_run: Run | None
+    runs: list[SymbolRun] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def symbols_of(inputs: Sequence[TensorSpec]) -> list[Symbol]:
+    out: dict[str, Symbol] = {}
+    for s in inputs:
+        for a, d in enumerate(s.shape):
+            if isinstance(d, int):
+                continue
+            name = d if isinstance(d, str) and d else f"{s.name}_dim{a}"
+            out.setdefault(name, Symbol(name, [])).where.append((s.name, a))
+    return list(out.values())
+
+
+def _default(sym: Symbol) -> int:
+    # NOTE: 2 for a leading (batch-like) dim, 16 elsewhere: small, even, and divisible by the
+    # strides of typical CNNs and by attention head counts.
+    return 2 if all(a == 0 for _, a in sym.where) else 16
+
+
+def shapes_for(inputs: Sequence[TensorSpec], symbols: Sequence[Symbol], values: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
+    by_pos = {(i, a): s.name for s in symbols for i, a in s.where}
+    return {
+        s.name: tuple(d if isinstance(d, int) else values[by_pos[(s.name, a)]] for a, d in enumerate(s.shape))
+        for s in inputs
+    }
+
+
+def _attempts(symbols: Sequence[Symbol], candidates: Mapping[str, list[int]]) -> list[dict[str, int]]:
+    first = {s.name: (candidates.get(s.name) or [_default(s)])[0] for s in symbols}
+    tries = [first, {s.name: _default(s) for s in symbols}]
+    for s in symbols:
+        for v in [*candidates.get(s.name, [])[1:], *[c + k for c in candidates.get(s.name, []) for k in (1, -1, 2)]]:
+            if v > 0:
+                tries.append({**first, s.name: v})
+    out: list[dict[str, int]] = []
+    for t in tries:
+        if t not in out:
+            out.append(t)
+    return out[:10]
+
+
+def run_empirical(
+    graph: Graph,
+    inputs: Sequence[TensorSpec],
+    *,
+    profile: Profile | None,
+    candidates: Mapping[str, list[int]],
+) -> EmpiricalResult:
+    runner = Runner(graph)
+    symbols = symbols_of(inputs)
+    notes: list[str] = []
+    new_values: dict[str, int] = {}
+    if profile is not None:
+        export = {n: profile[n].opt for n in profile}
+        values: dict[str, int] = {}
+        for s in symbols:
+            inp, a = s.where[0]
+            lo, op, hi = profile[inp].dim(a)
+            values[s.name] = op
+            # NOTE: a profile pinned to one shape (--optShapes alone) still gets a second shape to compare with.
+            new_values[s.name] = hi if hi != op else lo if lo != op else 2 * op
+        r1 = runner.run(make_feeds(list(inputs), export))
+    else:
+        r1, values, export = None, {}, {}
+        for t in _attempts(symbols, candidates):
+            shapes = shapes_for(inputs, symbols, t)
+            r = runner.run(make_feeds(list(inputs), shapes))
+            if r1 is None or (r.ok and not r1.ok):
+                r1, values, export = r, t, shapes
+            if r.ok:
+                break
+        new_values = {s.name: 2 * values[s.name] for s in symbols}
+    assert r1 is not None or not symbols
+    result = EmpiricalResult(export, r1, notes=notes)
+    if r1 is None:
+        return result
+    if not r1.ok:
+        node, err = r1.failed[0]
+        notes.append(f"the model fails at every shape tried, including {_fmt(export)} (node '{node}': {err})")
+    for s in symbols:
+        if s.name not in new_values:
+            continue
+        shapes = shapes_for(inputs, symbols, {**values, s.name: new_values[s.name]})
+        r2 = runner.run(make_feeds(list(inputs), shapes, seed=1))
+        pins = find_pins(graph, r1, r2)
+        result.runs.append(SymbolRun(s, values[s.name], new_values[s.name], r2, pins))
+    return result
+
+
+def _fmt(shapes: Mapping[str, Any]) -> str:
+    return ", ".join(f"{n}:{'x'.join(map(str, s))}" for n, s in shapes.items())

@@ -1,0 +1,86 @@
+"""``dynashape.inspect``: what an ONNX model or an engine file holds."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._engine.file import MAGIC, read_engine
+from ._errors import DynashapeError
+from ._specs import TensorSpec
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """A model's or an engine's description; ``str()`` is the human view, ``to_json()`` the machine one."""
+
+    path: str
+    kind: str  # "onnx" | "engine"
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "inputs": [s.to_json() for s in self.inputs],
+                "outputs": [s.to_json() for s in self.outputs], **self.details}
+
+    def __str__(self) -> str:
+        d = self.details
+        lines = [f"{self.path}: {'ONNX model' if self.kind == 'onnx' else 'dynashape engine'}"]
+        if self.kind == "onnx":
+            lines.append(f"  opsets: {', '.join(f'{k} {v}' for k, v in d['opsets'].items())}; ir_version {d['ir_version']}; producer {d['producer']}")
+        else:
+            lines.append(f"  backend {d['backend']}, device {d['device']}, precision {d['precision']}, "
+                         f"format v{d['format_version']}, built by dynashape {d['dynashape_version']} on {d['created']}"
+                         + (f" in {d['build_seconds']:.1f} s" if d.get("build_seconds") is not None else ""))
+        lines.append("  inputs:")
+        lines += [f"    {s.name}: {s.dtype} {s.shape_text()}" for s in self.inputs]
+        lines.append("  outputs:")
+        lines += [f"    {s.name}: {s.dtype} {s.shape_text()}" for s in self.outputs]
+        if self.kind == "onnx":
+            ops = ", ".join(f"{k} x{v}" for k, v in d["op_counts"].items())
+            lines.append(f"  ops ({sum(d['op_counts'].values())} nodes): {ops}")
+            lines.append(f"  initializers: {d['initializers']} ({d['parameters']:,} values)")
+        else:
+            for k, p in enumerate(d["profiles"]):
+                lines.append(f"  profile {k}:")
+                lines += [f"    {n}: min {'x'.join(map(str, r['min']))}, opt {'x'.join(map(str, r['opt']))}, max {'x'.join(map(str, r['max']))}" for n, r in p.items()]
+            s = d["build_settings"]
+            extra = ", ".join(f"{k}={v}" for k, v in s.items() if v not in (None, [], ()))
+            lines.append(f"  build settings: {extra}")
+            bd = d.get("backend_data") or {}
+            if bd.get("profile_build_seconds"):
+                lines.append("  build time per profile (s): " + ", ".join(str(x) for x in bd["profile_build_seconds"]))
+            lines.append("  payloads: " + ", ".join(f"{p['name']} ({p['size']:,} bytes)" for p in d["payloads"]))
+            lines.append("  built with: " + ", ".join(f"{k} {v}" for k, v in d["library_versions"].items() if v))
+        return "\n".join(lines)
+
+
+def inspect(path: str | os.PathLike[str]) -> Inspection:
+    """Describe an ONNX file or an engine file (told apart by content, not by extension)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DynashapeError(f"'{path}' does not exist", "an ONNX file or an engine file", "check the path")
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC))
+    if head == MAGIC:
+        manifest, payloads = read_engine(path)  # checks the checksums too
+        raw = manifest.to_json([{"name": n, "size": len(b)} for n, b in payloads.items()])
+        details = {k: v for k, v in raw.items() if k not in ("inputs", "outputs")}
+        return Inspection(path, "engine", manifest.inputs, manifest.outputs, details)
+    from .onnx.model import io_specs, load_model, op_counts, opsets
+
+    model = load_model(path)
+    inputs, outputs = io_specs(model)
+    params = sum(int(_numel(i.dims)) for i in model.graph.initializer)
+    details = {"opsets": opsets(model), "ir_version": model.ir_version, "producer": f"{model.producer_name} {model.producer_version}".strip(),
+               "op_counts": op_counts(model), "initializers": len(model.graph.initializer), "parameters": params}
+    return Inspection(path, "onnx", inputs, outputs, details)
+
+
+def _numel(dims: Any) -> int:
+    n = 1
+    for d in dims:
+        n *= int(d)
+    return n
