@@ -16,7 +16,7 @@ EXPECTED_ALL = {
     "export", "inspect", "load", "parse_dim_ranges", "parse_shapes",
 }
 # Public subpackages: namespaces of their own, imported on demand (``import dynashape.zoo``).
-PUBLIC_SUBPACKAGES = {"cli", "onnx", "plan", "serve", "zoo"}
+PUBLIC_SUBPACKAGES = {"cli", "onnx", "serve", "zoo"}
 HEAVY = ("torch", "onnx", "onnxruntime", "onnxscript", "tensorrt")
 
 
