@@ -7,22 +7,35 @@ Profiles are converted to a backend's own form (``torch.export.Dim``, TensorRT's
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from ._errors import ProfileError
+from ._limits import check_tensor_bytes, element_count, is_integer
 from ._specs import TensorSpec, format_shape
 
 Shape = tuple[int, ...]
 
 
 def _as_shape(value: Sequence[int], what: str) -> Shape:
-    try:
-        shape = tuple(int(d) for d in value)
-    except (TypeError, ValueError):
-        raise ProfileError(f"{what} = {value!r} is not a shape", "a sequence of non-negative integers such as (1, 3, 224, 224)") from None
+    # NOTE: only integers (Python or numpy) are dims: int(1.9) would truncate to 1 and int(True) is
+    # 1, so floats, bools and strings are refused rather than converted.
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ProfileError(f"{what} = {value!r} is not a shape", "a sequence of non-negative integers such as (1, 3, 224, 224)")
+    items = list(value)
+    bad = [d for d in items if not is_integer(d)]
+    if bad:
+        raise ProfileError(
+            f"{what} = {value!r} has the dim {bad[0]!r} ({type(bad[0]).__name__})",
+            "a sequence of non-negative integers such as (1, 3, 224, 224)",
+            "pass integer dims (round a computed size with int(round(x)) on purpose)",
+        )
+    shape = tuple(int(d) for d in items)
     if any(d < 0 for d in shape):
         raise ProfileError(f"{what} = {format_shape(shape)} has a negative dim", "dims >= 0")
+    element_count(shape, what)
     return shape
 
 
@@ -166,7 +179,19 @@ class Profile(Mapping[str, ShapeRange]):
         >>> Profile.from_dims({"batch": (1, 4, 8), "seq": 128}, [spec])["ids"]
         ShapeRange(min=(1, 128), opt=(4, 128), max=(8, 128))
         """
-        triples = {k: (v, v, v) if isinstance(v, int) else tuple(v) for k, v in dims.items()}
+        triples: dict[str, tuple[int, int, int]] = {}
+        for k, v in dims.items():
+            if is_integer(v):
+                n = int(v)  # type: ignore[arg-type]
+                triples[k] = (n, n, n)
+                continue
+            if isinstance(v, (str, bytes)) or not isinstance(v, Iterable) or len(t := tuple(v)) != 3:
+                raise ProfileError(f"range for dim '{k}' = {v!r}", "an integer or a (min, opt, max) triple of integers",
+                                   f"e.g. {{'{k}': (1, 8, 32)}}")
+            a, b, c = _as_shape(t, f"range for dim '{k}'")
+            if not a <= b <= c:
+                raise ProfileError(f"range for dim '{k}' = min {a}, opt {b}, max {c}", "min <= opt <= max")
+            triples[k] = (a, b, c)
         known = {d for s in inputs for d in s.shape if isinstance(d, str)}
         unknown = sorted(set(triples) - known)
         if unknown:
@@ -182,7 +207,7 @@ class Profile(Mapping[str, ShapeRange]):
                 if isinstance(d, int):
                     t = (d, d, d)
                 elif isinstance(d, str) and d in triples:
-                    t = triples[d]  # type: ignore[assignment]
+                    t = triples[d]
                 else:
                     label = f"'{d}'" if d else "unnamed"
                     raise ProfileError(
@@ -212,6 +237,13 @@ class Profile(Mapping[str, ShapeRange]):
 
 def _inputs_text(inputs: Sequence[TensorSpec]) -> str:
     return ", ".join(f"{s.name} ({s.dtype}, {s.shape_text()})" for s in inputs)
+
+
+def _itemsize(dtype: str) -> int:
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:
+        return 2 if dtype == "bfloat16" else 1  # NOTE: types numpy lacks (bf16, fp8) are at least one byte
 
 
 def validate_profile(profile: Profile, inputs: Sequence[TensorSpec], index: int = 0) -> Profile:
@@ -257,6 +289,8 @@ def validate_profile(profile: Profile, inputs: Sequence[TensorSpec], index: int 
                     f"{d} in min, opt and max",
                 )
         completed[spec.name] = r
+    for spec in inputs:
+        check_tensor_bytes(completed[spec.name].max, _itemsize(spec.dtype), f"{where}: input '{spec.name}' max shape")
     # Inputs sharing a symbolic dim must agree, or no single run could satisfy the profile.
     seen: dict[str, tuple[str, int, tuple[int, int, int]]] = {}
     for spec in inputs:
@@ -326,13 +360,18 @@ def parse_shape(text: str, what: str = "shape") -> Shape:
     # NOTE: split on 'x' or 'X' without lowercasing, so the message quotes the dim as it was typed;
     # isdecimal (not isdigit) accepts exactly what int() parses ('²' is a digit but no integer).
     for tok in text.replace("X", "x").split("x"):
-        if not tok.strip().isdecimal():
+        if not tok.strip().isdecimal() or not tok.strip().isascii():
             raise ProfileError(
                 f"{what} '{text}' has the dim '{tok}'",
                 "dims as non-negative integers joined by 'x', e.g. 1x3x224x224",
             )
+        if len(tok.strip()) > 19:  # more digits than any int64; int() of thousands of digits raises
+            raise ProfileError(f"{what} '{text[:60]}' has the {len(tok.strip())}-digit dim '{tok.strip()[:20]}...'",
+                               "dims below 2**63", "check the shape for a typo")
         out.append(int(tok))
-    return tuple(out)
+    shape = tuple(out)
+    element_count(shape, f"{what} '{text}'")
+    return shape
 
 
 def parse_shapes(text: str) -> dict[str, Shape]:
@@ -369,10 +408,19 @@ def parse_dim_ranges(text: str) -> dict[str, tuple[int, int, int]]:
         name, eq, value = item.strip().partition("=")
         name = name.strip().strip("'\"")
         parts = value.split(":")
-        if not eq or not name or len(parts) not in (1, 3) or not all(p.strip().isdigit() for p in parts):
+        # NOTE: isdecimal and isascii, not isdigit: '²' is a digit that int() refuses, and other
+        # scripts' decimal digits ('٣') are not what a shape flag means.
+        if (not eq or not name or len(parts) not in (1, 3)
+                or not all(p.strip().isdecimal() and p.strip().isascii() and len(p.strip()) <= 19 for p in parts)):
             raise ProfileError(
                 f"dim range '{item.strip()}'",
-                "name=min:opt:max (or name=value for a fixed dim), e.g. batch=1:8:32",
+                "name=min:opt:max (or name=value for a fixed dim) with ASCII integers below 2**63, e.g. batch=1:8:32",
+            )
+        if name in out:
+            raise ProfileError(
+                f"dim '{name}' appears twice in '{text}'",
+                "each dim name once per --dims flag",
+                "keep one range for it (repeat --dims to add another profile)",
             )
         vals = [int(p) for p in parts]
         t = (vals[0],) * 3 if len(vals) == 1 else (vals[0], vals[1], vals[2])

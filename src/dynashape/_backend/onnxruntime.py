@@ -7,16 +7,20 @@ any shape, so the profiles are enforced by dynashape's runtime before each call,
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from .._deps import require
-from .._errors import BackendError
+from .._errors import BackendError, EngineFileError
+from .._limits import HARD_MAX_THREADS, check_threads, is_integer, max_threads
 from .._profiles import Profile
 from .._records import BuildSettings, Built, Manifest, Source
 from .base import Backend, Runner
+
+log = logging.getLogger("dynashape")
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
@@ -27,6 +31,29 @@ def _session_options(ort: Any, level: str, threads: int | None) -> Any:
     if threads:
         so.intra_op_num_threads = threads
     return so
+
+
+def _load_threads(manifest: Manifest) -> int | None:
+    """The manifest's thread count, bounded: refused when absurd, lowered to this machine's bound.
+
+    NOTE: the count comes from a file, and ONNX Runtime crashes on huge counts (see
+    :mod:`dynashape._limits`); an engine built with --threads 64 on a bigger host still loads here,
+    with at most 4 threads per local core.
+    """
+    threads = manifest.build_settings.threads
+    if threads is None:
+        return None
+    if not is_integer(threads) or not 1 <= threads <= HARD_MAX_THREADS:
+        raise EngineFileError(
+            f"the engine's manifest sets threads={threads!r}",
+            f"null or an integer from 1 to {HARD_MAX_THREADS}",
+            "rebuild the engine (the file was edited or is corrupt)",
+        )
+    top = max_threads()
+    if threads > top:
+        log.warning("the engine asks for %d threads; using %d (4 per core on this machine)", threads, top)
+        return top
+    return int(threads)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -46,7 +73,7 @@ class OnnxRuntimeBackend(Backend):
         # plans are device-specific too). The ORT version is recorded and checked at load.
         with tempfile.TemporaryDirectory(prefix="dynashape-ort-") as tmp:
             path = os.path.join(tmp, "optimized.onnx")
-            so = _session_options(ort, level, settings.threads)
+            so = _session_options(ort, level, check_threads(settings.threads))
             so.optimized_model_filepath = path
             so.log_severity_level = 3  # the NCHWc warning restates the NOTE above on every build
             try:
@@ -65,8 +92,7 @@ class OnnxRuntimeBackend(Backend):
 
     def load(self, manifest: Manifest, payloads: dict[str, bytes]) -> Runner:
         ort = require("onnxruntime", "the onnxruntime backend")
-        threads = manifest.build_settings.threads
-        so = _session_options(ort, "disable", threads)  # already optimized at build time
+        so = _session_options(ort, "disable", _load_threads(manifest))  # already optimized at build time
         try:
             sess = ort.InferenceSession(payloads["model.onnx"], so, providers=["CPUExecutionProvider"])
         except Exception as e:

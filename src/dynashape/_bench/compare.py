@@ -12,6 +12,7 @@ import numpy as np
 from .._data import allclose, make_inputs, max_diffs
 from .._deps import require
 from .._errors import DynashapeError
+from .._limits import check_number
 from .._specs import format_shape
 
 
@@ -74,6 +75,15 @@ def _reference_fn(engine: Any, reference: Any) -> tuple[str, Any]:
         missing = [o for o in out_names if o not in names]
         if missing:
             raise DynashapeError(f"the reference model has no output(s) {missing}", f"the engine's outputs {out_names}", "compare against the ONNX file the engine was built from")
+        ref_in = {s.name: s for s in io_specs(model)[0]}
+        eng_in = {s.name: s for s in engine.inputs}
+        if set(ref_in) != set(eng_in) or any(ref_in[n].dtype != eng_in[n].dtype for n in eng_in):
+            text = ", ".join(f"{s.name} ({s.dtype})" for s in ref_in.values())
+            raise DynashapeError(
+                f"the reference model's inputs are {text or 'none'}",
+                "the engine's inputs: " + ", ".join(f"{s.name} ({s.dtype})" for s in eng_in.values()),
+                "compare against the ONNX file the engine was built from",
+            )
         if ops:
             model = postprocess.apply_onnx(model, ops)
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -113,12 +123,16 @@ def compare(
     ``shapes`` None means every profile's min, opt and max. The engine's appended ops are applied to
     the reference too.
     """
+    check_number(atol, "atol")
+    check_number(rtol, "rtol")
     label, ref = _reference_fn(engine, reference)
     if inputs is not None:
         sets: list[dict[str, Any]] = [dict(inputs)]
     else:
         if shapes is None:
             shapes = [{n: getattr(r, w) for n, r in p.items()} for p in engine.profiles for w in ("min", "opt", "max")]
+        for s in shapes:
+            engine.select_profile(s)  # names and ranges checked before anything is allocated
         sets = [make_inputs(engine.inputs, s, seed=seed + i) for i, s in enumerate(shapes)]
     rows = []
     for feed in sets:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._data import make_inputs
-from .._errors import DynashapeError
+from .._limits import check_number
 from .._specs import format_shape
 
 
@@ -76,8 +76,10 @@ def bench(
     iterations = 10 if iterations is None else iterations
     warmup_ms = 200.0 if warmup_ms is None else warmup_ms
     duration_s = 3.0 if duration_s is None else duration_s
-    if iterations < 1 or warmup_ms < 0 or duration_s < 0:
-        raise DynashapeError(f"iterations={iterations}, warmup={warmup_ms} ms, duration={duration_s} s", "iterations >= 1, warm-up and duration >= 0")
+    # NOTE: NaN compares false with everything, so `x < 0` let NaN through; inf never ends the loop.
+    check_number(iterations, "iterations", minimum=1, integer=True)
+    check_number(warmup_ms, "warmup_ms")
+    check_number(duration_s, "duration_s")
     if inputs is not None:
         sets: list[dict[str, Sequence[int]]] = [{n: tuple(np.shape(x)) for n, x in inputs.items()}]
     elif shapes is None:

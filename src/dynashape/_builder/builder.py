@@ -18,8 +18,10 @@ from .. import __version__
 from .._backend import NAMES, backend_class, get_backend
 from .._backend.base import Backend
 from .._deps import version_of
+from .._dtypes import to_torch
 from .._engine.engine import Engine
 from .._errors import BackendError, DynashapeError, ModelError, ProfileError
+from .._limits import check_threads
 from .._profiles import Profile, validate_profile
 from .._records import BuildSettings, Manifest, Source
 from .._specs import TensorSpec, dtype_name
@@ -75,7 +77,27 @@ def _onnx_source(model: Any) -> Source:
     proto = load_model(model)
     inputs, outputs = io_specs(proto)
     desc = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "ONNX model"
+    _check_graph_io(proto, desc)
     return Source("onnx", inputs, outputs, onnx_model=proto, description=desc)
+
+
+def _check_graph_io(proto: Any, desc: str) -> None:
+    """Refuse graphs an engine cannot describe: no outputs, or an input without a declared shape."""
+    if not proto.graph.output:
+        raise ModelError(f"'{desc}' has no graph outputs", "a graph with at least one output",
+                         "re-export the model; check that the function returns its results")
+    inits = {i.name for i in proto.graph.initializer}
+    for v in proto.graph.input:
+        if v.name in inits:
+            continue
+        # NOTE: an input with no shape field has an unknown rank (not a scalar, which has an empty
+        # shape); building it as a scalar made every real input fail the rank check at run time.
+        if not v.type.HasField("tensor_type") or not v.type.tensor_type.HasField("shape"):
+            raise ModelError(
+                f"'{desc}' input '{v.name}' has no declared shape (unknown rank)",
+                "a tensor input with a shape, dims as numbers or names such as 'batch'",
+                "re-export with input shapes, or set them with onnx.tools.update_model_dims",
+            )
 
 
 def _module_specs(names: Sequence[str], tensors: Sequence[Any], profiles: Sequence[Profile],
@@ -214,6 +236,7 @@ def build(
     precision = precision or "fp32"
     if precision not in PRECISIONS:
         raise DynashapeError(f"precision '{precision}'", "one of " + ", ".join(PRECISIONS))
+    threads = check_threads(threads)
     ops = tuple(postprocess.parse_append_op(o) if isinstance(o, str) else (o[0], o[1]) for o in (append_ops or ()))
     plist = _as_profiles(profiles)
 
