@@ -10,36 +10,22 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
+from . import _dtypes
 
 Dim = int | str | None
 
 # NOTE: dtypes travel as numpy names ("float32", "int64", "bool") in manifests and messages:
-# every backend and every user of this library knows them, and they survive JSON.
-_ONNX_TO_NUMPY = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-    9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
-}
+# every backend and every user of this library knows them, and they survive JSON. The names and
+# their conversions live in one table, dynashape._dtypes.
 
 
 def onnx_elem_type_to_dtype(elem_type: int) -> str:
-    try:
-        return _ONNX_TO_NUMPY[elem_type]
-    except KeyError:
-        return f"onnx_type_{elem_type}"
+    return _dtypes.from_onnx(elem_type)
 
 
 def dtype_name(dtype: object) -> str:
     """Normalize a numpy or torch dtype (or a name) to a numpy-style name."""
-    text = str(dtype)
-    if text.startswith("torch."):
-        text = text[len("torch."):]
-    if text == "bfloat16":
-        return text
-    try:
-        return np.dtype(text).name
-    except TypeError:
-        return text
+    return _dtypes.name_of(dtype)
 
 
 @dataclass(frozen=True)

@@ -189,8 +189,7 @@ def _onnx_to_module(source: Source) -> Source:
 
 
 def _zeros(torch: Any, spec: TensorSpec) -> Any:
-    dt = getattr(torch, spec.dtype) if spec.dtype != "bool" else torch.bool
-    return torch.zeros([d if isinstance(d, int) else 1 for d in spec.shape], dtype=dt)
+    return torch.zeros([d if isinstance(d, int) else 1 for d in spec.shape], dtype=to_torch(spec.dtype))
 
 
 def build(
@@ -284,13 +283,12 @@ def build(
         if src.kind not in impl.sources:
             src = _module_to_onnx(src, plist, tmp) if src.kind == "module" else _onnx_to_module(src)
         # NOTE: an ONNX file exported from a module already holds the appended ops (the module's
-        # adapter applies them), so they are added to the graph only for an ONNX source.
+        # adapter applies them), so they are added to the graph only for an ONNX source. The
+        # reference stays the graph without them: _reference_fn appends them once.
         if src.kind == "onnx" and ops and reference.kind == "onnx":
             from .postprocess import apply_onnx
 
             src = Source("onnx", src.inputs, src.outputs, onnx_model=apply_onnx(src.onnx_model, ops), description=src.description)
-            if reference.kind == "onnx":
-                reference = src
         elif src.kind == "module" and ops and reference.kind == "onnx":
             src.module.post_ops = {[o.name for o in src.outputs].index(o): postprocess.torch_fn(op) for o, op in ops}
         log.info("building %s engine (%s, %s) with %d profile(s)", name, device, precision, len(plist))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._deps import require
+from .._dtypes import host_dtype
 from .._specs import TensorSpec
 
 # Shape-carrying operand per op: the input that holds sizes as numbers.
@@ -126,7 +127,7 @@ def make_feeds(inputs: list[TensorSpec], shapes: Mapping[str, tuple[int, ...]], 
     for s in inputs:
         shape = shapes[s.name]
         if s.dtype.startswith("float") or s.dtype == "bfloat16":
-            feeds[s.name] = rng.random(shape, dtype=np.float32).astype(s.dtype if s.dtype != "bfloat16" else "float32")
+            feeds[s.name] = rng.random(shape, dtype=np.float32).astype(host_dtype(s.dtype))
         elif s.dtype == "bool":
             feeds[s.name] = np.ones(shape, dtype=bool)
         else:

@@ -12,16 +12,13 @@ import numpy as np
 from .._backend import get_backend
 from .._backend.base import Runner
 from .._deps import require
+from .._dtypes import name_of
 from .._errors import BackendError, DynashapeError, EngineFileError, ShapeError
 from .._profiles import Profile
 from .._records import Manifest
 from .._specs import TensorSpec, format_shape
 from .file import read_engine, write_engine
 from .selection import ProfileTable
-
-_TORCH_DTYPES = {"torch.float32": "float32", "torch.float16": "float16", "torch.bfloat16": "bfloat16",
-                 "torch.float64": "float64", "torch.int64": "int64", "torch.int32": "int32", "torch.int8": "int8",
-                 "torch.uint8": "uint8", "torch.bool": "bool", "torch.int16": "int16"}
 
 
 def _is_torch(x: Any) -> bool:
@@ -169,7 +166,7 @@ class Engine:
         for i, x in enumerate(arrays):
             t = _is_torch(x)
             torch_in = torch_in or t
-            dt = _TORCH_DTYPES.get(str(x.dtype), str(x.dtype)) if t else x.dtype.name
+            dt = name_of(x.dtype)
             if dt != self._static[i][2]:
                 raise DynashapeError(
                     f"input '{self._names[i]}' has dtype {dt}",

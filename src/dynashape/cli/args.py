@@ -103,6 +103,8 @@ def example_inputs(shapes: dict[str, tuple[int, ...]], dtypes: str | None) -> di
     """Random example tensors at ``shapes`` (floats in [0, 1), integers in {0, 1})."""
     import torch
 
+    from .._dtypes import to_torch
+
     kinds: dict[str, str] = {}
     for item in (dtypes or "").split(","):
         if item.strip():
@@ -113,8 +115,9 @@ def example_inputs(shapes: dict[str, tuple[int, ...]], dtypes: str | None) -> di
         raise DynashapeError(f"--input-dtypes names {sorted(unknown)}", f"inputs given shapes: {sorted(shapes)}")
     out = {}
     for n, s in shapes.items():
-        dt = getattr(torch, kinds.get(n, "float32"), None)
-        if not isinstance(dt, torch.dtype):
-            raise DynashapeError(f"dtype '{kinds[n]}' for input '{n}'", "a torch dtype name such as float32, float16, int64, bool")
+        try:
+            dt = to_torch(kinds.get(n, "float32"))
+        except DynashapeError:
+            raise DynashapeError(f"dtype '{kinds[n]}' for input '{n}'", "a dtype name such as float32, float16, int64, bool") from None
         out[n] = torch.rand(s).to(dt) if dt.is_floating_point else torch.randint(0, 2, s).to(dt)
     return out

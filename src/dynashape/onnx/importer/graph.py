@@ -29,6 +29,7 @@ import torch
 from onnx import helper, numpy_helper
 from torch import fx
 
+from ... import _dtypes
 from ..._errors import ModelError, UnsupportedOpError
 from . import registry, runtime
 
@@ -36,64 +37,12 @@ Value = Any  # fx.Node | Const | Sym | None
 
 # NOTE: float types become parameters, everything else buffers; both are saved with the module
 # and lifted by torch.export, so AOTInductor sees them as constants it may share across engines.
-DTYPES: dict[int, torch.dtype] = {
-    onnx.TensorProto.FLOAT: torch.float32,
-    onnx.TensorProto.DOUBLE: torch.float64,
-    onnx.TensorProto.FLOAT16: torch.float16,
-    onnx.TensorProto.BFLOAT16: torch.bfloat16,
-    onnx.TensorProto.INT8: torch.int8,
-    onnx.TensorProto.INT16: torch.int16,
-    onnx.TensorProto.INT32: torch.int32,
-    onnx.TensorProto.INT64: torch.int64,
-    onnx.TensorProto.UINT8: torch.uint8,
-    onnx.TensorProto.UINT16: torch.uint16,
-    onnx.TensorProto.UINT32: torch.uint32,
-    onnx.TensorProto.UINT64: torch.uint64,
-    onnx.TensorProto.BOOL: torch.bool,
-}
-
-# float8 formats torch represents exactly (bit for bit the ONNX/ml_dtypes encodings). int4/uint4, int2,
-# float4 and float8e8m0 have no torch dtype that every supported torch version computes with: refused.
-for _onnx_name, _torch_name in (
-    ("FLOAT8E4M3FN", "float8_e4m3fn"), ("FLOAT8E4M3FNUZ", "float8_e4m3fnuz"),
-    ("FLOAT8E5M2", "float8_e5m2"), ("FLOAT8E5M2FNUZ", "float8_e5m2fnuz"),
-):
-    if hasattr(onnx.TensorProto, _onnx_name) and hasattr(torch, _torch_name):
-        DTYPES[getattr(onnx.TensorProto, _onnx_name)] = getattr(torch, _torch_name)
-
-# numpy dtype names (ml_dtypes, as onnx.numpy_helper returns them) of torch dtypes numpy lacks,
-# with the same-size integer type whose bits they are viewed through.
-_ML_DTYPES: dict[str, tuple[torch.dtype, str]] = {
-    "bfloat16": (torch.bfloat16, "int16"),
-    **{
-        name: (getattr(torch, name), "uint8")
-        for name in ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
-        if hasattr(torch, name)
-    },
-}
-
-
-def numpy_to_torch(a: Any) -> torch.Tensor:
-    """A numpy array or scalar (ml_dtypes bfloat16/float8 included) as a torch tensor, bit for bit."""
-    import numpy as np
-
-    a = np.asarray(a)
-    special = _ML_DTYPES.get(a.dtype.name) if a.dtype.type.__module__.startswith("ml_dtypes") else None
-    if special is not None:
-        dtype, view = special
-        return torch.from_numpy(a.copy(order="C").view(view)).view(dtype)
-    return torch.from_numpy(np.array(a))
-
-
-def torch_to_numpy(t: torch.Tensor) -> Any:
-    """The inverse of :func:`numpy_to_torch` (bfloat16/float8 become ml_dtypes arrays)."""
-    for name, (dtype, view) in _ML_DTYPES.items():
-        if t.dtype == dtype:
-            import ml_dtypes
-
-            bits = torch.int16 if view == "int16" else torch.uint8
-            return t.detach().contiguous().view(bits).numpy().view(getattr(ml_dtypes, name))
-    return t.detach().numpy()
+# The element types come from the one dtype table: every type this torch version has (float8
+# included, bit for bit the ONNX/ml_dtypes encodings). int4/uint4, int2, float4 and float8e8m0 have
+# no torch dtype that every supported torch version computes with: refused.
+DTYPES: dict[int, torch.dtype] = _dtypes.onnx_to_torch_map()
+numpy_to_torch = _dtypes.numpy_to_torch
+torch_to_numpy = _dtypes.torch_to_numpy
 
 # Sym values longer than this are kept as constants only (a shape is never this long).
 _SYM_MAX = 64
