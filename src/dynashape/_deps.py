@@ -10,9 +10,11 @@ from ._errors import MissingDependencyError
 # NOTE: the extra names match pyproject.toml's optional-dependencies.
 _EXTRAS = {
     "torch": ("torch", "pip install 'dynashape[torch]'  (on a CPU-only machine: pip install torch==2.13.* first)"),
+    "cryptography": ("cryptography", "pip install 'dynashape[sign]'"),
     "onnx": ("onnx", "pip install 'dynashape[onnx]'"),
     "onnxruntime": ("onnxruntime", "pip install 'dynashape[onnxruntime]'"),
     "onnxscript": ("onnxscript", "pip install onnxscript  (needed by torch's dynamo ONNX exporter)"),
+    "ray": ("ray", "pip install 'dynashape[serve]'"),
     "tensorrt": ("tensorrt", "install TensorRT 10 or newer from NVIDIA (pip install tensorrt) on a machine with an NVIDIA GPU"),
 }
 

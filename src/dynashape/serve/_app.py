@@ -1,0 +1,147 @@
+"""The Ray Serve application: one deployment whose replicas each load the engine and batch in front of it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._deps import require
+from .._errors import DynashapeError
+from ._batcher import Batcher
+from ._protocol import ModelEndpoint
+
+
+class PlanPadding:
+    """The padding a plan allows: ``ladder`` (dim -> buckets) and ``pad_values`` (input -> fill), or nothing."""
+
+    def __init__(self, ladder: Mapping[str, Sequence[int]] | None = None, pad_values: Mapping[str, float] | None = None,
+                 batch_sizes: Sequence[int] = ()) -> None:
+        self.ladder = dict(ladder or {})
+        self.pad_values = dict(pad_values or {})
+        self.batch_sizes = tuple(batch_sizes)
+
+
+def read_plan(plan_path: str | os.PathLike[str] | None, engine: Any) -> PlanPadding:
+    """What a plan file lets the server do: its bucket ladder, and pad along it only with a "safe" verdict.
+
+    NOTE (hook): the planner's records live in ``dynashape._plan.record`` (``Plan.ladder``: one dim and
+    its buckets; ``Plan.padding``: the build's padding-safety verdict, stored with the engine). A
+    ladder is used for padding only where that verdict says safe; otherwise requests share a batch
+    only at identical shapes. The plan's buckets along the batch dim become Triton's preferred
+    batch sizes.
+    """
+    if plan_path is None:
+        plan = getattr(engine, "plan", None)  # an engine built from a plan carries it
+        if plan is None:
+            return PlanPadding()
+    else:
+        try:
+            from .._plan.record import Plan
+        except ImportError:  # pragma: no cover - the planner is part of dynashape
+            raise DynashapeError("--plan", "a dynashape with the planner (dynashape plan)") from None
+        plan = Plan.load(plan_path)
+    ladder = getattr(plan, "ladder", None)
+    if ladder is None:
+        return PlanPadding()
+    batch_dim = _batch_dim(engine)
+    if ladder.dim == batch_dim:
+        return PlanPadding(batch_sizes=ladder.buckets)
+    padding = getattr(plan, "padding", None) or getattr(getattr(engine, "plan", None), "padding", None)
+    if padding is None or not padding.safe:
+        return PlanPadding()
+    return PlanPadding({ladder.dim: ladder.buckets}, padding.pad_values)
+
+
+def _batch_dim(engine: Any) -> str | None:
+    from ._batching import BatchPolicy
+
+    return BatchPolicy(engine).batch_dim
+
+
+class ModelReplica:
+    """One Ray Serve replica: the engine, its batcher and the v2 routes (a plain class; Ray wraps it)."""
+
+    def __init__(self, engine_path: str, name: str, options: dict[str, Any]) -> None:
+        import dynashape
+
+        self.engine = dynashape.load(engine_path)
+        padding = read_plan(options.get("plan"), self.engine)
+        self.batcher = Batcher(self.engine, max_batch=options.get("max_batch"), max_delay_ms=options.get("max_delay_ms"),
+                               max_queue=options.get("max_queue"), workers=options.get("workers"),
+                               ladder=padding.ladder, pad_values=padding.pad_values)
+        self.endpoint = ModelEndpoint(name, self.engine, self.batcher)
+
+    async def __call__(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        path = request.url.path
+        root = request.scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        status, out_headers, payload = await self.endpoint.handle(request.method, path, headers, body)
+        return Response(payload, status_code=status, headers=out_headers)
+
+    async def check_health(self) -> None:
+        """Ray Serve's health probe: a replica whose engine is loaded is healthy."""
+
+    async def __del__(self) -> None:
+        # NOTE: Ray Serve waits for in-flight requests (graceful_shutdown_timeout_s) before calling
+        # this; close() then answers anything still queued instead of dropping it.
+        self.endpoint.ready = False
+        await self.batcher.close()
+
+
+def app(engine_path: str | os.PathLike[str], *, name: str | None = None, plan: str | os.PathLike[str] | None = None,
+        replicas: int | None = None, max_batch: int | None = None, max_delay_ms: float | None = None,
+        max_queue: int | None = None, workers: int | None = None, num_cpus: float | None = None,
+        graceful_shutdown_s: float | None = None) -> Any:
+    """A Ray Serve application serving one engine over the Open Inference Protocol v2.
+
+    ``serve.run(dynashape.serve.app("bert.engine"), route_prefix="/")`` then answers
+    ``POST /v2/models/bert/infer``. ``name`` defaults to the engine file's stem. Each replica
+    reserves one GPU (CUDA engines) or ``num_cpus`` CPUs (default 1) and loads the engine from
+    ``engine_path``, which must be readable at that path on every node that runs a replica.
+    ``replicas`` defaults to 1. Batching: ``max_batch`` rows (default 8; 1 turns it off),
+    ``max_delay_ms`` (default 2), ``max_queue`` waiting requests per replica (default 256, then 503),
+    ``workers`` engine calls at once per replica (default 1). ``plan``: a plan file from
+    ``dynashape plan`` (bucket ladder; padding only where the build found it safe).
+    """
+    serve = require("ray.serve", "dynashape.serve")
+    from .._engine.file import read_engine
+
+    engine_path = os.path.abspath(os.fspath(engine_path))
+    manifest, _ = read_engine(engine_path)  # a bad file fails here, not in every replica
+    name = name or os.path.splitext(os.path.basename(engine_path))[0]
+    if "/" in name or not name:
+        raise DynashapeError(f"model name {name!r}", "a name without '/'", "pass --name NAME")
+    replicas = 1 if replicas is None else int(replicas)
+    if replicas < 1:
+        raise DynashapeError(f"replicas={replicas}", "at least 1")
+    plan_path = None if plan is None else os.path.abspath(os.fspath(plan))
+    if plan_path is not None:
+        from .._plan.record import Plan
+
+        Plan.load(plan_path)  # fail early on a bad plan file
+    options = {"max_batch": max_batch, "max_delay_ms": max_delay_ms, "max_queue": max_queue, "workers": workers,
+               "plan": plan_path}
+    queue = 256 if max_queue is None else int(max_queue)
+    in_flight = (8 if max_batch is None else int(max_batch)) * (1 if workers is None else int(workers))
+    actor: dict[str, Any] = {"num_cpus": 1 if num_cpus is None else num_cpus}
+    if manifest.device.startswith("cuda"):
+        actor["num_gpus"] = 1
+    deployment = serve.deployment(
+        ModelReplica,
+        name=name,
+        num_replicas=replicas,
+        ray_actor_options=actor,
+        # NOTE: Ray must let every queued request through to the replica's batcher, which owns the
+        # bound (503 beyond max_queue); Ray's own queue in front of it is capped at the same size.
+        max_ongoing_requests=queue + in_flight,
+        max_queued_requests=queue,
+        graceful_shutdown_timeout_s=20.0 if graceful_shutdown_s is None else graceful_shutdown_s,
+        health_check_period_s=10.0,
+    )
+    return deployment.bind(engine_path, name, options)
