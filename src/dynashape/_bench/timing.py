@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .._data import make_inputs
+from .. import _progress
+from .._data import DataArg, feed_shapes, load_data, make_inputs
 from .._limits import check_number
 from .._specs import format_shape
 
@@ -59,6 +60,7 @@ def _time_calls(fn: Any, *, iterations: int, warmup_ms: float, duration_s: float
     return lat
 
 
+@_progress.honours_quiet
 def bench(
     engine: Any,
     shapes: Mapping[str, Sequence[int]] | Sequence[Mapping[str, Sequence[int]]] | None = None,
@@ -67,11 +69,15 @@ def bench(
     warmup_ms: float | None = None,
     duration_s: float | None = None,
     inputs: Mapping[str, Any] | None = None,
+    data: DataArg | None = None,
+    quiet: bool | None = None,
 ) -> list[BenchResult]:
     """Time ``engine.run`` per shape set, as trtexec does (defaults: 10 iterations, 200 ms warm-up, 3 s).
 
-    ``shapes``: one dict or a list of dicts; None means each profile's opt shapes. ``inputs``: real
-    data for one shape set instead of random data.
+    ``shapes``: one dict or a list of dicts; None means each profile's opt shapes, fed with
+    representative generated data (``dynashape._data``). ``inputs`` (one feed) or ``data`` (an
+    ``.npz`` path, ``"file.py:function"``, or an iterable of feeds): the user's data instead, one
+    timed set per feed. ``quiet``: no progress lines on stderr.
     """
     iterations = 10 if iterations is None else iterations
     warmup_ms = 200.0 if warmup_ms is None else warmup_ms
@@ -80,8 +86,9 @@ def bench(
     check_number(iterations, "iterations", minimum=1, integer=True)
     check_number(warmup_ms, "warmup_ms")
     check_number(duration_s, "duration_s")
-    if inputs is not None:
-        sets: list[dict[str, Sequence[int]]] = [{n: tuple(np.shape(x)) for n, x in inputs.items()}]
+    feeds = load_data(inputs if inputs is not None else data, engine.inputs) if inputs is not None or data is not None else None  # type: ignore[arg-type]
+    if feeds is not None:
+        sets: list[dict[str, Sequence[int]]] = [dict(feed_shapes(f)) for f in feeds]
     elif shapes is None:
         sets = [{n: r.opt for n, r in p.items()} for p in engine.profiles]
     elif isinstance(shapes, Mapping):
@@ -91,8 +98,9 @@ def bench(
     results = []
     for i, s in enumerate(sets):
         k = engine.select_profile(s)
-        data = dict(inputs) if inputs is not None else make_inputs(engine.inputs, s, seed=i)
-        lat = _time_calls(lambda data=data: engine.run(data), iterations=iterations, warmup_ms=warmup_ms, duration_s=duration_s)
+        feed = feeds[i] if feeds is not None else make_inputs(engine.inputs, s, seed=i)
+        with _progress.stage("bench: " + ",".join(f"{n}:{'x'.join(map(str, v))}" for n, v in s.items()), k=i + 1, n=len(sets)):
+            lat = _time_calls(lambda feed=feed: engine.run(feed), iterations=iterations, warmup_ms=warmup_ms, duration_s=duration_s)
         results.append(BenchResult({n: tuple(int(d) for d in v) for n, v in s.items()}, k, lat))
     return results
 

@@ -14,9 +14,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import __version__
+from .. import __version__, _progress
 from .._backend import NAMES, backend_class, get_backend
 from .._backend.base import Backend
+from .._data import DataArg, Hints, hints_from_onnx, load_data, watch_embeddings
 from .._deps import version_of
 from .._dtypes import to_torch
 from .._engine.engine import Engine
@@ -123,7 +124,7 @@ def _module_specs(names: Sequence[str], tensors: Sequence[Any], profiles: Sequen
 
 def _module_source(module: Any, example_inputs: Any, input_names: Sequence[str] | None,
                    output_names: Sequence[str] | None, profiles: Sequence[Profile],
-                   dynamic_axes: Mapping[str, Any] | None, append_ops: Sequence[tuple[str, str]]) -> Source:
+                   dynamic_axes: Mapping[str, Any] | None, append_ops: Sequence[tuple[str, str]]) -> tuple[Source, Hints]:
     import torch
 
     from .._torchio import IOAdapter, flatten_outputs, normalize_inputs, output_names_for
@@ -136,16 +137,17 @@ def _module_source(module: Any, example_inputs: Any, input_names: Sequence[str] 
             for n, v in (dynamic_axes or {}).items() if n in names}
     inputs = _module_specs(names, tensors, profiles, axes)
     adapter = IOAdapter(module, names, by_kw).eval()
-    with torch.no_grad():
+    with torch.no_grad(), watch_embeddings(module, dict(zip(names, tensors, strict=True))) as watch:
         outs = flatten_outputs(adapter(*tensors))
     onames = output_names_for(len(outs), output_names)
     postprocess.check_outputs(append_ops, onames)
     adapter.post_ops = {onames.index(o): postprocess.torch_fn(op) for o, op in append_ops}
     outputs = [TensorSpec(o, dtype_name(t.dtype), tuple(t.shape)) for o, t in zip(onames, outs, strict=True)]
-    return Source("module", inputs, outputs, module=adapter, example_inputs=list(tensors), description=type(module).__name__)
+    src = Source("module", inputs, outputs, module=adapter, example_inputs=list(tensors), description=type(module).__name__)
+    return src, watch.hints
 
 
-def _module_to_onnx(source: Source, profiles: Sequence[Profile], tmp: str) -> Source:
+def _module_to_onnx(source: Source, profiles: Sequence[Profile], tmp: str, data: DataArg | None) -> Source:
     """For ONNX-only backends: export the module (TorchScript exporter) and verify it at profile 0."""
     from .._export import export
     from ..onnx.model import io_specs, load_model
@@ -156,9 +158,8 @@ def _module_to_onnx(source: Source, profiles: Sequence[Profile], tmp: str) -> So
     # NOTE: source.module is an IOAdapter (forward(*inputs)), so the examples go in by position,
     # named with input_names; a dict would call the adapter with keywords it does not take.
     names = [s.name for s in source.inputs]
-    log.info("exporting %s to ONNX for the onnxruntime backend", source.description)
     export(source.module, tuple(source.example_inputs), path, input_names=names, output_names=[o.name for o in source.outputs], dynamic_axes=axes,
-           profile=profiles[0] if profiles else None)
+           profile=profiles[0] if profiles else None, data=data)
     proto = load_model(path)
     # NOTE: the module's output specs hold the example's static shapes; the export derived which
     # output dims follow the inputs, so the engine describes its outputs from the ONNX file.
@@ -192,6 +193,7 @@ def _zeros(torch: Any, spec: TensorSpec) -> Any:
     return torch.zeros([d if isinstance(d, int) else 1 for d in spec.shape], dtype=to_torch(spec.dtype))
 
 
+@_progress.honours_quiet
 def build(
     source: Any,
     profiles: Profile | Mapping[str, Any] | Sequence[Profile] | None = None,
@@ -212,6 +214,9 @@ def build(
     tf32: bool = False,
     channels_last: bool | None = None,
     share_weights: bool = True,
+    data: DataArg | None = None,
+    quiet: bool | None = None,
+    plan: Any = None,
 ) -> Engine:
     """Build an engine from an ONNX file (path or ``onnx.ModelProto``) or a ``torch.nn.Module``.
 
@@ -226,8 +231,16 @@ def build(
         dynamic_axes: for a module, names for its dynamic dims (``{"x": {0: "batch"}}``), so that
             inputs sharing a dim are checked together at run time.
         append_ops: ``"output_1:Sigmoid"`` strings or ``(output, op)`` pairs.
-        validate: run the new engine at every profile's min, opt and max and compare with the source.
+        validate: run the new engine at every profile's min, opt and max and compare with the source
+            (in the engine's precision on its device; see ``dynashape._builder.validate``), on
+            representative generated data or on ``data``.
         tf32, channels_last, share_weights: see :class:`BuildSettings`.
+        data: the user's feeds for validation instead of generated ones: an ``.npz`` path,
+            ``"file.py:function"``, a dict name -> array, or an iterable of such dicts.
+        quiet: no progress lines on stderr (None: the process default, on).
+        plan: a plan from :func:`dynashape.plan` (or its JSON file): its profiles are built, padding
+            along its bucket ladder is checked on the new engine, and the plan is stored in the
+            manifest (see ``dynashape._plan.attach``).
     """
     device = device or "cpu"
     if device.split(":")[0] not in ("cpu", "cuda"):
@@ -238,15 +251,21 @@ def build(
     threads = check_threads(threads)
     ops = tuple(postprocess.parse_append_op(o) if isinstance(o, str) else (o[0], o[1]) for o in (append_ops or ()))
     plist = _as_profiles(profiles)
+    plan_obj = None
+    if plan is not None:
+        from .._plan.attach import plan_profiles
+
+        plan_obj, plist = plan_profiles(plan, plist, dims)
 
     t0 = time.perf_counter()
     is_module = type(source).__module__.startswith("torch") or hasattr(source, "forward")
     if is_module:
-        src = _module_source(source, example_inputs, input_names, output_names, plist, dynamic_axes, ops)
+        src, hints = _module_source(source, example_inputs, input_names, output_names, plist, dynamic_axes, ops)
     else:
         if example_inputs is not None:
             raise DynashapeError("example_inputs for an ONNX source", "example_inputs only with a torch module source")
         src = _onnx_source(source)
+        hints = hints_from_onnx(src.onnx_model)
         postprocess.check_outputs(ops, [o.name for o in src.outputs])
     if dims is not None:
         dim_list = [dims] if isinstance(dims, Mapping) else list(dims)
@@ -261,6 +280,7 @@ def build(
             )
         plist = [Profile({s.name: (s.shape, s.shape, s.shape) for s in src.inputs})]  # type: ignore[misc]
     plist = [validate_profile(p, src.inputs, k) for k, p in enumerate(plist)]
+    feeds = load_data(data, src.inputs) if data is not None else None  # checked before anything is built
 
     name = choose_backend(device, src.kind) if backend == "auto" else backend
     if name not in NAMES:
@@ -281,52 +301,87 @@ def build(
     reference = src
     with tempfile.TemporaryDirectory(prefix="dynashape-build-") as tmp:
         if src.kind not in impl.sources:
-            src = _module_to_onnx(src, plist, tmp) if src.kind == "module" else _onnx_to_module(src)
+            src = _module_to_onnx(src, plist, tmp, data) if src.kind == "module" else _onnx_to_module(src)
         # NOTE: an ONNX file exported from a module already holds the appended ops (the module's
         # adapter applies them), so they are added to the graph only for an ONNX source. The
-        # reference stays the graph without them: _reference_fn appends them once.
+        # reference stays the graph without them: _references appends them once.
         if src.kind == "onnx" and ops and reference.kind == "onnx":
             from .postprocess import apply_onnx
 
             src = Source("onnx", src.inputs, src.outputs, onnx_model=apply_onnx(src.onnx_model, ops), description=src.description)
         elif src.kind == "module" and ops and reference.kind == "onnx":
             src.module.post_ops = {[o.name for o in src.outputs].index(o): postprocess.torch_fn(op) for o, op in ops}
-        log.info("building %s engine (%s, %s) with %d profile(s)", name, device, precision, len(plist))
-        built = impl.build(src, plist, settings)
+        with _progress.stage(f"build: {name} engine ({device}, {precision}), {len(plist)} profile(s)"):
+            built = impl.build(src, plist, settings)
     manifest = Manifest(
         backend=name, device=device, precision=precision, inputs=built.inputs, outputs=built.outputs, profiles=plist,
         build_settings=settings, library_versions=_library_versions(), backend_data=built.backend_data,
         dynashape_version=__version__, build_seconds=round(time.perf_counter() - t0, 3),
     )
-    engine = Engine(manifest, impl.load(manifest, built.payloads), built.payloads)
-    if validate and not (name == "onnxruntime" and reference.kind == "onnx"):
-        from .validate import validate as _validate
 
-        log.info("validating the engine against the source%s", " in a child process" if impl.compiles_native_code else "")
-        _validate(engine, _reference_fn(reference, ops), in_child=impl.compiles_native_code)
-    log.info("built in %.1f s", time.perf_counter() - t0)
-    return engine
+    def load() -> Engine:
+        return Engine(manifest, impl.load(manifest, built.payloads), built.payloads)
+
+    if not validate:
+        return _attach_plan(load(), plan_obj)
+    from .validate import cases
+    from .validate import validate as _validate
+
+    todo = cases(manifest.inputs, plist, hints=hints, feeds=feeds)
+    judge, info = _references(reference, src, name, settings, hints)
+    # NOTE: _validate loads the engine in this process only after it passed (in a child first
+    # where the backend compiled native code).
+    engine = _validate(manifest, built.payloads, load, todo, reference=judge, info=info,
+                       in_child=impl.compiles_native_code, hints=hints)
+    _progress.say(f"build: done, validated at {len(todo)} shape set(s)")
+    return _attach_plan(engine, plan_obj)
 
 
-def _reference_fn(reference: Source, ops: Sequence[tuple[str, str]]) -> Any:
-    """numpy inputs -> the source's outputs: eager PyTorch on the CPU in fp32, or ONNX Runtime."""
-    if reference.kind == "module":
-        import numpy as np
-        import torch
+def _attach_plan(engine: Engine, plan: Any) -> Engine:
+    if plan is None:
+        return engine
+    from .._plan.attach import attach_plan
 
-        module = reference.module
+    return attach_plan(engine, plan)
 
-        def run_module(arrays: dict[str, Any]) -> list[Any]:
-            args = [torch.from_numpy(np.ascontiguousarray(arrays[s.name])) for s in reference.inputs]
-            with torch.no_grad():
-                return [o.detach().cpu().float().numpy() for o in module(*args)]
 
-        return run_module
-    import onnxruntime as ort
+def _references(reference: Source, built_from: Source, backend: str, settings: BuildSettings,
+                hints: Hints) -> tuple[Any, Any]:
+    """(the reference validation judges by, an fp32 reference reported as information or None).
 
+    NOTE: a reduced-precision engine is judged against the source run in the same precision on the
+    same device (eager PyTorch with the module in fp16/bf16 on the engine's device), so that the
+    comparison measures the engine and not fp16 itself; the fp32 CPU source is still run and its
+    difference logged. An ONNX Runtime engine built from an ONNX file would be compared with itself:
+    it is only run at every case (None).
+    """
+    from .._dtypes import to_torch
+    from .._reference import module_reference, onnx_reference
     from .postprocess import apply_onnx
 
+    ops = settings.append_ops
+    names = [s.name for s in reference.inputs]
+    reduced = settings.precision != "fp32"
+    if reference.kind == "module":
+        dtypes = [t.dtype for t in reference.example_inputs]
+        fp32 = module_reference(reference.module, names, input_dtypes=dtypes, hints=hints,
+                                label=f"eager PyTorch ({reference.description}, cpu, fp32)")
+        # NOTE: an fp32 engine is judged against fp32 on the CPU even when it runs on CUDA: eager
+        # CUDA convolutions use TF32 by default (cuDNN's switch), the CPU computes true fp32.
+        if not reduced:
+            return fp32, None
+        same = module_reference(reference.module, names, input_dtypes=dtypes, hints=hints, device=settings.device,
+                                precision=settings.precision,
+                                label=f"eager PyTorch ({reference.description}, {settings.device}, {settings.precision})")
+        return same, fp32
+    if backend == "onnxruntime":
+        return None, None
     model = apply_onnx(reference.onnx_model, ops) if ops else reference.onnx_model
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in reference.outputs]
-    return lambda arrays: sess.run(names, arrays)
+    ort_ref = onnx_reference(model, [o.name for o in reference.outputs], label=f"ONNX Runtime ({reference.description}, cpu, fp32)")
+    if not reduced or built_from.kind != "module":
+        return ort_ref, None
+    # The imported module is what the engine compiled: run it in the engine's precision.
+    same = module_reference(built_from.module, names, input_dtypes=[to_torch(s.dtype) for s in reference.inputs], hints=hints,
+                            device=settings.device, precision=settings.precision,
+                            label=f"the imported model in eager PyTorch ({settings.device}, {settings.precision})")
+    return same, ort_ref

@@ -14,6 +14,7 @@ from .._backend.base import Runner
 from .._deps import require
 from .._dtypes import name_of
 from .._errors import BackendError, DynashapeError, EngineFileError, ShapeError
+from .._limits import is_integer
 from .._profiles import Profile
 from .._records import Manifest
 from .._specs import TensorSpec, format_shape
@@ -23,6 +24,33 @@ from .selection import ProfileTable
 
 def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
+
+
+def _as_array(name: Any, x: Any) -> Any:
+    """A numpy array or a torch tensor; numpy scalars become 0-d arrays; anything else is refused."""
+    if isinstance(x, np.ndarray) or (_is_torch(x) and hasattr(x, "device") and hasattr(x, "layout")):
+        return x
+    if isinstance(x, np.generic):
+        return np.asarray(x)
+    raise DynashapeError(f"input '{name}' is a {type(x).__name__}", "a numpy array or a torch tensor", "wrap it: np.asarray(x)")
+
+
+def _shape_of(name: str, shape: Any) -> tuple[int, ...]:
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or isinstance(shape, (str, bytes)) or not all(is_integer(d) and int(d) >= 0 for d in dims):
+        raise ShapeError(f"shape of input '{name}' = {shape!r}", "a sequence of non-negative integers, e.g. (1, 3, 224, 224)")
+    return tuple(int(d) for d in dims)
+
+
+def _same_cuda(dev: Any, engine_device: str) -> bool:
+    want = int(engine_device.split(":")[1]) if ":" in engine_device else None
+    if want is None:
+        torch = require("torch", "CUDA engines")
+        want = torch.cuda.current_device()
+    return (dev.index if dev.index is not None else want) == want
 
 
 class Engine:
@@ -106,7 +134,7 @@ class Engine:
                 "the engine's inputs: " + ", ".join(f"{s.name} ({s.dtype}, {s.shape_text()})" for s in self.manifest.inputs),
                 "pass every input by its name",
             )
-        ordered = [tuple(int(d) for d in shapes[n]) for n in self._names]
+        ordered = [_shape_of(n, shapes[n]) for n in self._names]
         for i, (shape, (rank, static, _)) in enumerate(zip(ordered, self._static, strict=True)):
             spec = self.manifest.inputs[i]
             if len(shape) != rank:
@@ -155,43 +183,78 @@ class Engine:
                 f"inputs of type {type(inputs).__name__}",
                 "a dict of input name -> array, e.g. engine.run({'input_1': x}) or engine(input_1=x)",
             )
-        shapes = {}
-        for name, x in inputs.items():
-            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-                raise DynashapeError(f"input '{name}' is a {type(x).__name__}", "a numpy array or a torch tensor", "wrap it: np.asarray(x)")
-            shapes[name] = x.shape
-        ordered = self._shapes(shapes)  # checks names, so the lookup below cannot fail
-        arrays = [inputs[n] for n in self._names]
-        torch_in = False
-        for i, x in enumerate(arrays):
-            t = _is_torch(x)
-            torch_in = torch_in or t
-            dt = name_of(x.dtype)
-            if dt != self._static[i][2]:
-                raise DynashapeError(
-                    f"input '{self._names[i]}' has dtype {dt}",
-                    f"{self._static[i][2]}, the model's dtype for this input",
-                    f"convert it: x.astype(np.{self._static[i][2]})" if not t else f"convert it: x.to(torch.{self._static[i][2]})",
-                )
-            if t and x.device.type == "cuda" and not self._cuda:
-                raise DynashapeError(
-                    f"input '{self._names[i]}' is on {x.device}", "a CPU tensor or numpy array for this CPU engine", "move it: x.cpu()"
-                )
+        arrays_in = {name: _as_array(name, x) for name, x in inputs.items()}
+        ordered = self._shapes({n: x.shape for n, x in arrays_in.items()})  # checks names first
+        arrays = [self._check_array(i, arrays_in[n]) for i, n in enumerate(self._names)]
+        torch_in = any(_is_torch(x) for x in arrays)
+        if out is not None:
+            self._check_out(out)
         if profile is None:
             k = self._table.select(ordered)
             if k is None:
                 raise self._table.outside_all(ordered)
         else:
-            if not isinstance(profile, int) or not 0 <= profile < len(self.manifest.profiles):
+            if not is_integer(profile) or not 0 <= profile < len(self.manifest.profiles):
                 raise DynashapeError(f"profile={profile!r}", f"an index from 0 to {len(self.manifest.profiles) - 1}, or None to choose")
-            if not self._table.contains(profile, ordered):
-                raise self._table.outside_one(profile, ordered)
-            k = profile
+            k = int(profile)
+            if not self._table.contains(k, ordered):
+                raise self._table.outside_one(k, ordered)
         cuda_in = torch_in and any(getattr(x, "is_cuda", False) for x in arrays)
         if self._cuda:
             return self._run_cuda(k, arrays, ordered, torch_in, cuda_in, stream, out)
         outs = self._call(k, self._to_native(arrays), ordered)
         return self._deliver(self._from_native(outs, torch_in), out)
+
+    def _check_array(self, i: int, x: Any) -> Any:
+        """Check one input's dtype, byte order, layout and device; numpy input in native byte order."""
+        name, want = self._names[i], self._static[i][2]
+        if _is_torch(x):
+            dt = name_of(x.dtype)
+            fix = f"convert it: x.to(torch.{want})"
+        else:
+            dt = x.dtype.name
+            fix = f"convert it: x.astype(np.{want})"
+        if dt != want:
+            kind = "" if _is_torch(x) or x.dtype.kind in "biufc" else f" (numpy kind '{x.dtype.kind}')"
+            raise DynashapeError(f"input '{name}' has dtype {dt}{kind}", f"{want}, the model's dtype for this input", fix)
+        if not _is_torch(x):
+            # NOTE: a big-endian array has the right dtype name but the wrong bytes for every
+            # runtime here (ONNX Runtime read >f4 data as 1e37-off values); converting keeps the
+            # values, at the cost of one copy, as for non-contiguous input.
+            if not x.dtype.isnative:
+                x = x.astype(x.dtype.newbyteorder("="))
+            return x
+        dev = x.device
+        # NOTE: only the engine's own device, or the CPU (copied through pinned memory) for a CUDA
+        # engine; a meta tensor has no data and crashed the backends, another card is a silent copy.
+        ok = dev.type == "cpu" or (self._cuda and dev.type == "cuda" and _same_cuda(dev, self._device))
+        if not ok:
+            where = f"the engine's device ({self._device}) or the CPU" if self._cuda else "the CPU (a numpy array or a CPU tensor)"
+            raise DynashapeError(f"input '{name}' is on {dev}", where, f"move it: x.to('{self._device}')")
+        if x.layout is not require("torch", "torch inputs").strided:
+            raise DynashapeError(f"input '{name}' has layout {x.layout}", "a dense (strided) tensor", "convert it: x.to_dense()")
+        return x
+
+    def _check_out(self, out: Mapping[str, Any]) -> None:
+        """Check ``out=`` before running: every output by name, arrays of the output's dtype."""
+        if not isinstance(out, Mapping):
+            raise DynashapeError(f"out= of type {type(out).__name__}", f"a dict of output name -> tensor for {self._out_names}")
+        unknown = [n for n in out if n not in self._out_names]
+        if unknown:
+            raise DynashapeError(f"out= names unknown output(s) {unknown}", f"the engine's outputs: {self._out_names}")
+        for spec in self.manifest.outputs:
+            dst = out.get(spec.name)
+            if dst is None:
+                continue  # _deliver names the missing ones
+            if not (_is_torch(dst) or isinstance(dst, np.ndarray)):
+                raise DynashapeError(f"out['{spec.name}'] is a {type(dst).__name__}", "a numpy array or a torch tensor")
+            dt = name_of(dst.dtype)
+            # NOTE: a copy into a narrower type (fp32 -> fp16) would round silently; refused.
+            if dt != spec.dtype:
+                raise DynashapeError(f"out['{spec.name}'] has dtype {dt}", f"{spec.dtype}, the output's dtype",
+                                     f"allocate it with dtype {spec.dtype}")
+            if _is_torch(dst) and dst.device.type not in ("cpu", "cuda"):
+                raise DynashapeError(f"out['{spec.name}'] is on {dst.device}", "a CPU or CUDA tensor")
 
     def _call(self, k: int, native: list[Any], ordered: list[tuple[int, ...]]) -> list[Any]:
         try:
@@ -265,7 +328,7 @@ class Engine:
                     t = t.pin_memory().to(dev, non_blocking=True)
                 out.append(t.contiguous())
             return out
-        return [np.ascontiguousarray(x.detach().numpy()) if _is_torch(x) else x for x in arrays]
+        return [np.ascontiguousarray(x.detach().numpy()) if _is_torch(x) else np.ascontiguousarray(x) for x in arrays]
 
     def _from_native(self, outs: list[Any], torch_in: bool) -> list[Any]:
         if self._torch_native:

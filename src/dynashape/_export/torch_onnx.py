@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from .._data import allclose, make_inputs, max_diffs
+from .. import _progress
+from .._data import DataArg, Feed, Hints, feed_shapes, load_data, make_inputs, masked_rows, watch_embeddings
 from .._deps import require
 from .._errors import ExportError, ModelError
 from .._profiles import Profile, validate_profile
+from .._reference import Tolerance, compare_outputs, module_reference, runtime_error_text
 from .._specs import TensorSpec, dtype_name, format_shape, identifier
 
 Axes = dict[str, dict[int, str]]
@@ -121,7 +123,7 @@ def _to_torch_inputs(torch: Any, arrays: Mapping[str, np.ndarray], examples: Seq
 
 def _derive_output_axes(torch: Any, adapter: Any, ref: Sequence[Any], specs: list[TensorSpec], names: list[str],
                         tensors: list[Any], example_shapes: dict[str, tuple[int, ...]], axes: Axes,
-                        sym_example: Mapping[str, int]) -> list[dict[int, str]]:
+                        sym_example: Mapping[str, int], hints: Hints) -> list[dict[int, str]]:
     """Which output dims follow which input dim: change one dim name at a time and watch the outputs."""
     from .._torchio import flatten_outputs
 
@@ -129,7 +131,16 @@ def _derive_output_axes(torch: Any, adapter: Any, ref: Sequence[Any], specs: lis
     for sym, v in sym_example.items():
         w = _changed(v)
         shapes = _with_symbols(example_shapes, axes, {**sym_example, sym: w})
-        outs = flatten_outputs(adapter(*_to_torch_inputs(torch, make_inputs(specs, shapes), tensors, names)))
+        try:
+            outs = flatten_outputs(adapter(*_to_torch_inputs(torch, make_inputs(specs, shapes, hints=hints), tensors, names)))
+        except Exception as e:
+            shape_text = ", ".join(f"{n}:{format_shape(x)}" for n, x in shapes.items())
+            raise ExportError(
+                f"the model itself raised {type(e).__name__} at {shape_text} ({_first_lines(e, 2)}), while export ran it "
+                f"with dim '{sym}' = {w} instead of {v} to find which output dims follow it",
+                f"a model that runs with '{sym}' changed, as its dynamic axes declare",
+                f"fix the model for that size, pass dynamic_axes for the outputs too, or keep '{sym}' static",
+            ) from e
         for i, (a, b) in enumerate(zip(ref, outs, strict=True)):
             for k, (x, y) in enumerate(zip(a.shape, b.shape, strict=True)):
                 if x == y:
@@ -158,10 +169,20 @@ def _rename_dim_params(model: Any, mapping: Mapping[str, str]) -> None:
 
 def _export_torchscript(torch: Any, adapter: Any, args: tuple[Any, ...], tmp: str, names: list[str], out_names: list[str], axes: Mapping[str, Mapping[int, str]], opset: int | None) -> None:
     kwargs: dict[str, Any] = {"dynamo": False} if _has_dynamo_flag(torch) else {}
-    torch.onnx.export(
-        adapter, args, tmp, input_names=names, output_names=out_names,
-        dynamic_axes={n: dict(a) for n, a in axes.items()}, opset_version=opset, **kwargs,
-    )
+    try:
+        torch.onnx.export(
+            adapter, args, tmp, input_names=names, output_names=out_names,
+            dynamic_axes={n: dict(a) for n, a in axes.items()}, opset_version=opset, **kwargs,
+        )
+    except Exception as e:
+        text = _first_lines(e, 3)
+        op = re.search(r"operator '?([\w:.]+)'? to ONNX opset version (\d+)", str(e))
+        what = f"cannot export {op.group(1)} at opset {op.group(2)}" if op else f"failed ({type(e).__name__}: {text[:300]})"
+        raise ExportError(
+            f"the TorchScript exporter {what}",
+            "a model that the TorchScript exporter can trace",
+            "use the dynamo exporter (dynamo=True; on the CLI --exporter dynamo)",
+        ) from e
 
 
 def _pin_static_output_dims(onnx: Any, path: str, out_names: list[str], ref: Sequence[Any], axes: Mapping[str, Mapping[int, str]]) -> None:
@@ -242,7 +263,7 @@ def _dynamo_export(torch: Any, adapter: Any, args: tuple[Any, ...], names: list[
             raise ExportError(
                 f"torch.export could not trace the model with dims {', '.join(sorted(dims))} dynamic: {_first_lines(first)}",
                 "a model whose declared dynamic dims stay dynamic under torch.export",
-                "apply the fix torch suggests above, or export with dynamo=False (--no-dynamo)",
+                "apply the fix torch suggests, or use the TorchScript exporter (dynamo=False; on the CLI --exporter torchscript)",
             ) from first
 
 
@@ -263,6 +284,24 @@ def _check_declared_dims(model: Any, axes: Axes, path: str) -> None:
                 )
 
 
+def _check_opset(torch: Any, opset: int | None, dynamo: bool) -> None:
+    if opset is None:
+        return
+    try:
+        from torch.onnx import _constants as c
+
+        lo, hi = (18, int(c.ONNX_MAX_OPSET)) if dynamo else (int(c.ONNX_MIN_OPSET), int(c.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET))
+    except (ImportError, AttributeError):  # a torch without these constants: let the exporter judge
+        return
+    if isinstance(opset, bool) or not isinstance(opset, int) or not lo <= opset <= hi:
+        other = "dynamo" if not dynamo else "TorchScript"
+        raise ExportError(
+            f"opset {opset!r} for the {'dynamo' if dynamo else 'TorchScript'} exporter",
+            f"an opset in {lo}..{hi} (torch {torch.__version__})",
+            f"pass --opset between {lo} and {hi}, leave it out for the exporter's default, or try the {other} exporter",
+        )
+
+
 def export(
     model: Any,
     example_inputs: Any,
@@ -277,6 +316,8 @@ def export(
     verify: bool = True,
     atol: float = 1e-4,
     rtol: float = 1e-4,
+    data: DataArg | None = None,
+    quiet: bool | None = None,
 ) -> ExportResult:
     """Export ``model`` to ONNX at ``path`` with dynamic axes, then verify it in ONNX Runtime.
 
@@ -288,17 +329,32 @@ def export(
             not given: dims that change with the inputs become dynamic, named after the input dim they follow.
         profile: a :class:`Profile`; when given, verification runs at its min, opt and max shapes.
         dynamo: use torch's dynamo exporter (``torch.export``) instead of the TorchScript-based one.
-        verify: run ONNX Runtime at several shapes and compare with PyTorch (``atol``, ``rtol``).
+        verify: run ONNX Runtime at several shapes and compare with PyTorch (``atol``, ``rtol``) on
+            representative data (see ``dynashape._data``), or on ``data``.
+        data: the user's feeds for verification instead of generated ones: an ``.npz`` path,
+            ``"file.py:function"``, a dict name -> array, or an iterable of such dicts.
+        quiet: no progress lines on stderr (None: the process default, on).
 
     Raises:
         ExportError: the export failed, pinned a declared dynamic dim, or differs from PyTorch.
     """
+    with _progress.scope(quiet):
+        return _export(model, example_inputs, path, input_names=input_names, output_names=output_names,
+                       dynamic_axes=dynamic_axes, profile=profile, dynamo=dynamo, opset=opset, verify=verify,
+                       atol=atol, rtol=rtol, data=data)
+
+
+def _export(model: Any, example_inputs: Any, path: str | os.PathLike[str], *, input_names: Sequence[str] | None,
+            output_names: Sequence[str] | None, dynamic_axes: Mapping[str, Any] | None,
+            profile: Profile | Mapping[str, Any] | None, dynamo: bool, opset: int | None, verify: bool,
+            atol: float, rtol: float, data: DataArg | None) -> ExportResult:
     torch = require("torch", "exporting a PyTorch model")
     onnx = require("onnx", "exporting to ONNX")
     from .._torchio import IOAdapter, flatten_outputs, normalize_inputs, output_names_for
 
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"model of type {type(model).__name__}", "a torch.nn.Module")
+    _check_opset(torch, opset, dynamo)
     names, tensors, by_kw = normalize_inputs(model, example_inputs, input_names)
     ranks = {n: t.dim() for n, t in zip(names, tensors, strict=True)}
     axes = _normalize_axes(dynamic_axes, names, ranks)
@@ -310,14 +366,18 @@ def export(
     sym_example = _symbol_values(axes, example_shapes)
     if profile is not None:
         profile = validate_profile(profile if isinstance(profile, Profile) else Profile(profile), specs)
+    feeds = load_data(data, specs) if data is not None else None
     adapter = IOAdapter(model, names, by_kw).eval()
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     was_training = model.training
     model.eval()
+    exporter = "dynamo" if dynamo else "torchscript"
     try:
         with torch.no_grad():
-            ref = flatten_outputs(adapter(*tensors))
+            with watch_embeddings(model, dict(zip(names, tensors, strict=True))) as watch:
+                ref = flatten_outputs(adapter(*tensors))
+            hints = watch.hints
             out_names = output_names_for(len(ref), output_names)
             bad = [n for n in (dynamic_axes or {}) if n not in ranks and n not in out_names]
             if bad:
@@ -326,37 +386,44 @@ def export(
                     f"inputs {names} or outputs {out_names}",
                 )
             args = tuple(tensors)
-            if dynamo:
-                # NOTE: torch.export specializes a dynamic dim whose example is 0 or 1; trace with 2 there.
-                grown = {s: max(v, 2) for s, v in sym_example.items()}
-                if grown != sym_example:
-                    gshapes = _with_symbols(example_shapes, axes, grown)
-                    args = tuple(_to_torch_inputs(torch, make_inputs(specs, gshapes, seed=1), tensors, names))
-                _export_dynamo(torch, adapter, args, tmp, names, out_names, axes, profile, opset)
-            else:
-                all_axes: dict[str, dict[int, str]] = {n: dict(a) for n, a in axes.items()}
-                for o in out_names:
-                    if o in (dynamic_axes or {}):
-                        spec = dynamic_axes[o]  # type: ignore[index]
-                        all_axes[o] = dict(spec) if isinstance(spec, Mapping) else {int(a): f"{o}_dim{a}" for a in spec}
-                derive = [i for i, o in enumerate(out_names) if o not in all_axes]
-                if derive and sym_example:
-                    derived = _derive_output_axes(torch, adapter, ref, specs, names, tensors, example_shapes, axes, sym_example)
-                    for i in derive:
-                        if derived[i]:
-                            all_axes[out_names[i]] = {k: n.replace(f"output_{i}_", f"{out_names[i]}_") for k, n in derived[i].items()}
-                _export_torchscript(torch, adapter, args, tmp, names, out_names, all_axes, opset)
-                _pin_static_output_dims(onnx, tmp, out_names, ref, all_axes)
+            with _progress.stage(f"export: {type(model).__name__} with the {exporter} exporter"), _progress.warnings_summary("export"):
+                if dynamo:
+                    # NOTE: torch.export specializes a dynamic dim whose example is 0 or 1; trace with 2 there.
+                    grown = {s: max(v, 2) for s, v in sym_example.items()}
+                    if grown != sym_example:
+                        gshapes = _with_symbols(example_shapes, axes, grown)
+                        args = tuple(_to_torch_inputs(torch, make_inputs(specs, gshapes, seed=1, hints=hints), tensors, names))
+                    _export_dynamo(torch, adapter, args, tmp, names, out_names, axes, profile, opset)
+                else:
+                    all_axes: dict[str, dict[int, str]] = {n: dict(a) for n, a in axes.items()}
+                    for o in out_names:
+                        if o in (dynamic_axes or {}):
+                            spec = dynamic_axes[o]  # type: ignore[index]
+                            all_axes[o] = dict(spec) if isinstance(spec, Mapping) else {int(a): f"{o}_dim{a}" for a in spec}
+                    derive = [i for i, o in enumerate(out_names) if o not in all_axes]
+                    if derive and sym_example:
+                        derived = _derive_output_axes(torch, adapter, ref, specs, names, tensors, example_shapes, axes, sym_example, hints)
+                        for i in derive:
+                            if derived[i]:
+                                all_axes[out_names[i]] = {k: n.replace(f"output_{i}_", f"{out_names[i]}_") for k, n in derived[i].items()}
+                    _export_torchscript(torch, adapter, args, tmp, names, out_names, all_axes, opset)
+                    _pin_static_output_dims(onnx, tmp, out_names, ref, all_axes)
             proto = onnx.load(tmp)
             _check_declared_dims(proto, axes, path)
-            verified = _verify(torch, adapter, tmp, specs, names, tensors, out_names, example_shapes, axes, profile, atol, rtol) if verify else []
+            verified: list[VerifiedShape] = []
+            if verify:
+                if feeds is None:
+                    shape_sets = _verification_shapes(example_shapes, axes, profile)
+                    feeds = [make_inputs(specs, s, seed=100 + i, hints=hints) for i, s in enumerate(shape_sets)]
+                with _progress.stage(f"export: verifying in ONNX Runtime at {len(feeds)} shape set(s)"):
+                    verified = _verify(adapter, tmp, specs, [t.dtype for t in tensors], out_names, feeds, hints, atol, rtol)
             inputs, outputs = _io(proto)
         os.replace(tmp, path)
     finally:
         model.train(was_training)
         if os.path.exists(tmp):
             os.remove(tmp)
-    return ExportResult(path, "dynamo" if dynamo else "torchscript", inputs, outputs, verified)
+    return ExportResult(path, exporter, inputs, outputs, verified)
 
 
 def _io(proto: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -365,49 +432,53 @@ def _io(proto: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
     return io_specs(proto)
 
 
-def _verify(torch: Any, adapter: Any, onnx_path: str, specs: list[TensorSpec], names: list[str], tensors: list[Any],
-            out_names: list[str], example_shapes: dict[str, tuple[int, ...]], axes: Axes, profile: Profile | None,
-            atol: float, rtol: float) -> list[VerifiedShape]:
+def _verify(adapter: Any, onnx_path: str, specs: list[TensorSpec], dtypes: list[Any], out_names: list[str],
+            feeds: Sequence[Feed], hints: Hints, atol: float, rtol: float) -> list[VerifiedShape]:
     ort = require("onnxruntime", "verifying the ONNX export")
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    names = [s.name for s in specs]
+    reference = module_reference(adapter, names, input_dtypes=dtypes, hints=hints)
+    tol = Tolerance(atol, rtol)
     results = []
-    for i, shapes in enumerate(_verification_shapes(example_shapes, axes, profile)):
+    for arrays in feeds:
+        shapes = feed_shapes(arrays)
         shape_text = ", ".join(f"{n}:{format_shape(s)}" for n, s in shapes.items())
-        arrays = make_inputs(specs, shapes, seed=100 + i)
-        expected = [t.detach().numpy() for t in _flat(adapter, _to_torch_inputs(torch, arrays, tensors, names))]
+        try:
+            expected = reference(arrays)
+        except Exception as e:
+            raise ExportError(
+                f"the model itself raised {type(e).__name__} in PyTorch at {shape_text}: {_first_lines(e, 2)}",
+                "a model that runs at every shape it is verified at",
+                "fix the model for these shapes, or verify within the sizes it supports (profile=... / --minShapes ...)",
+            ) from e
         try:
             got = sess.run(out_names, {n: arrays[n] for n in names})
         except Exception as e:
             raise ExportError(
-                f"the exported model fails in ONNX Runtime at {shape_text}: {_first_lines(e, 2)}",
+                f"the exported model fails in ONNX Runtime at {shape_text}: {runtime_error_text(e)}",
                 "the ONNX model to run at every shape its dynamic axes allow",
                 f"a layer keeps a shape from the export; run `dynashape check {onnx_path}` to find it "
                 "(look for view(1, -1), sizes read as Python ints, interpolate(size=...))",
             ) from e
         diffs = {}
-        for o, g, ref in zip(out_names, got, expected, strict=True):
-            if g.shape != ref.shape:
+        undefined = masked_rows(arrays, specs, hints)
+        for d in compare_outputs(out_names, got, expected, tol, undefined_rows=undefined):
+            if d.shape_mismatch:
                 raise ExportError(
-                    f"at {shape_text} output '{o}' has shape {format_shape(g.shape)} in ONNX Runtime but {format_shape(ref.shape)} in PyTorch",
+                    f"at {shape_text} output '{d.output}' has {d.shape_mismatch} (ONNX Runtime vs PyTorch)",
                     "equal shapes",
                     "the graph pinned a dim; run `dynashape check` on the exported file to find where",
                 )
-            if not allclose(g, ref, atol=atol, rtol=rtol):
-                a, r = max_diffs(g, ref)
+            if not d.passed:
+                left = f" ({d.excluded} undefined values left out: {d.excluded_why})" if d.excluded else ""
                 raise ExportError(
-                    f"at {shape_text} output '{o}' differs from PyTorch: max abs diff {a:.3g}, max rel diff {r:.3g}",
+                    f"at {shape_text} output '{d.output}' differs from PyTorch: max abs diff {d.max_abs:.3g}, max rel diff {d.max_rel:.3g}{left}",
                     f"|onnx - torch| <= {atol} + {rtol} * |torch|",
                     "a dim pinned at export silently changes results at other shapes; run `dynashape check` on the file",
                 )
-            diffs[o] = max_diffs(g, ref)[0]
+            diffs[d.output] = d.max_abs
         results.append(VerifiedShape(dict(shapes), diffs))
     return results
-
-
-def _flat(adapter: Any, args: list[Any]) -> list[Any]:
-    from .._torchio import flatten_outputs
-
-    return flatten_outputs(adapter(*args))
 
 
 __all__ = ["ExportResult", "VerifiedShape", "export"]
