@@ -11,9 +11,9 @@ import dynashape
 # NOTE: an explicit list, so that a name made public by accident (or dropped) fails here.
 EXPECTED_ALL = {
     "BackendError", "BuildSettings", "DynashapeError", "Engine", "EngineFileError", "ExportError",
-    "ExportResult", "MissingDependencyError", "ModelError", "Profile", "ProfileError", "ShapeError",
+    "ExportResult", "MissingDependencyError", "ModelError", "Plan", "Profile", "ProfileError", "ShapeError",
     "ShapeRange", "TensorSpec", "UnsupportedOpError", "__version__", "bench", "build", "check", "compare",
-    "export", "inspect", "load", "parse_dim_ranges", "parse_shapes",
+    "export", "inspect", "load", "parse_dim_ranges", "plan", "parse_shapes",
 }
 # Public subpackages: namespaces of their own, imported on demand (``import dynashape.zoo``).
 PUBLIC_SUBPACKAGES = {"cli", "onnx", "serve", "zoo"}
@@ -42,7 +42,7 @@ def test_dir_holds_only_the_public_surface() -> None:
 def test_step_functions_are_functions_not_subpackages() -> None:
     import importlib
 
-    for name in ("build", "export", "bench", "compare", "check", "inspect", "load"):
+    for name in ("build", "export", "bench", "compare", "check", "inspect", "load", "plan"):
         assert callable(getattr(dynashape, name)), name
         try:
             importlib.import_module(f"dynashape.{name}")

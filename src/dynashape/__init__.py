@@ -4,6 +4,7 @@ The pipeline, one call per step::
 
     dynashape.export(module, example_inputs, "model.onnx", dynamic_axes=...)   # export + verify
     dynashape.check("model.onnx")                                              # what pins a dynamic dim
+    plan = dynashape.plan("requests.log", "model.onnx")                         # profiles + graph ladder from traffic
     engine = dynashape.build("model.onnx", [profile], backend="auto")          # real engine
     engine.save("model.engine"); engine = dynashape.load("model.engine")
     outputs = engine.run({"input_1": x})                                       # picks the profile
@@ -35,6 +36,7 @@ from ._errors import (
 )
 from ._export import ExportResult, export
 from ._inspection import inspect
+from ._plan import Plan, plan
 from ._profiles import Profile, ShapeRange, parse_dim_ranges, parse_shapes
 from ._specs import TensorSpec
 
@@ -48,6 +50,7 @@ __all__ = [
     "ExportResult",
     "MissingDependencyError",
     "ModelError",
+    "Plan",
     "Profile",
     "ProfileError",
     "ShapeError",
@@ -64,4 +67,5 @@ __all__ = [
     "load",
     "parse_dim_ranges",
     "parse_shapes",
+    "plan",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._plan.record import Plan
 from ._profiles import Profile
 from ._specs import TensorSpec
 
@@ -114,6 +115,8 @@ class Manifest:
     dynashape_version: str = ""
     created: str = ""
     build_seconds: float | None = None
+    #: the plan the engine was built from, with the build's padding verdict (see dynashape._plan)
+    plan: Plan | None = None
 
     def to_json(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -130,6 +133,7 @@ class Manifest:
             "build_seconds": self.build_seconds,
             "library_versions": self.library_versions,
             "backend_data": self.backend_data,
+            "plan": None if self.plan is None else self.plan.to_json(),
             "payloads": payloads,
         }
 
@@ -144,4 +148,5 @@ class Manifest:
             library_versions=d.get("library_versions", {}), backend_data=d.get("backend_data", {}),
             format_version=d["format_version"], dynashape_version=d.get("dynashape_version", ""),
             created=d.get("created", ""), build_seconds=d.get("build_seconds"),
+            plan=None if d.get("plan") is None else Plan.from_json(d["plan"], where="the engine's plan"),
         )

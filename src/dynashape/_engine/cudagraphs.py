@@ -14,6 +14,13 @@ package, since an event recorded by the default container during capture breaks 
 with "invalid argument", seen on the H200 here). Every new
 graph is replayed once and compared with the plain call before it is used; a graph that disagrees
 is dropped and its shapes run without graphs from then on.
+
+An engine built from a plan (``dynashape plan``) captures the plan's bucket ladder up front
+(:meth:`CudaGraphRunner.capture`, largest shape first) and turns capture on demand off: a shape
+off the ladder runs the plain call, never a capture in the request path. All graphs share one
+memory pool (``torch.cuda.graph_pool_handle()``): a capture's intermediates are freed when it ends
+and the next capture reuses them, so the pool holds the largest capture's workspace plus every
+graph's inputs and outputs.
 """
 
 from __future__ import annotations
@@ -136,10 +143,14 @@ class _Graph:
 class CudaGraphRunner:
     """Wraps a runner; ``run`` returns graph-owned output buffers, so callers copy before the next call."""
 
-    def __init__(self, runner: Runner, *, max_graphs: int = 16, max_bytes: int | None = None) -> None:
+    def __init__(self, runner: Runner, *, max_graphs: int = 16, max_bytes: int | None = None,
+                 capture_on_demand: bool = True) -> None:
         import torch
 
         self._torch = torch
+        self.capture_on_demand = capture_on_demand
+        self._pool = torch.cuda.graph_pool_handle()
+        self.pool_bytes = 0  # memory the shared pool reserved, measured around the captures
         self.runner = runner
         # Backends whose plain runner cannot be captured offer a separate one for capture.
         self.capture_with = runner.capture_runner() if hasattr(runner, "capture_runner") else runner
@@ -153,6 +164,10 @@ class CudaGraphRunner:
     @property
     def nbytes(self) -> int:
         return self._graphs.nbytes
+
+    def reserve(self, max_graphs: int) -> None:
+        """Room for at least ``max_graphs`` graphs (a plan's ladder is never evicted by its own size)."""
+        self._graphs.max_items = max(self._graphs.max_items, max_graphs)
 
     def __len__(self) -> int:
         return len(self._graphs)
@@ -171,6 +186,9 @@ class CudaGraphRunner:
             self.replays += 1
             return entry.outputs, True
         outs = self.runner.run(profile, inputs)
+        if not self.capture_on_demand:
+            self.skipped += 1
+            return outs, False
         if not self._admission.admit(key, self._graphs):
             self.skipped += 1
             return outs, False
@@ -178,16 +196,33 @@ class CudaGraphRunner:
         self._graphs.put(key, entry, nbytes=entry.nbytes if entry else 0)
         return outs, False
 
+    def capture(self, profile: int, inputs: Sequence[Any]) -> bool:
+        """Capture a graph for these inputs' shapes now (warm-up); True when it is cached and checked."""
+        key = (profile, *((tuple(x.shape), x.dtype) for x in inputs))
+        with self.lock:
+            if key in self._graphs:
+                return self._graphs.peek(key) is not None
+            reference = self.runner.run(profile, inputs)
+            entry = self._capture(profile, inputs, reference)
+            self._graphs.put(key, entry, nbytes=entry.nbytes if entry else 0)
+            return entry is not None
+
+    def stats(self) -> dict[str, Any]:
+        return {"graphs": len(self._graphs), "captures": self.captures, "replays": self.replays, "skipped": self.skipped,
+                "graph_bytes": self.nbytes, "pool_bytes": self.pool_bytes, "evictions": self._graphs.evictions,
+                "capture_on_demand": self.capture_on_demand}
+
     def _capture(self, profile: int, inputs: Sequence[Any], reference: Sequence[Any]) -> _Graph | None:
         torch = self._torch
         static_in = [x.clone() for x in inputs]
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
+        reserved = torch.cuda.memory_reserved()
         graph = torch.cuda.CUDAGraph()
         try:
             self.capture_with.run(profile, static_in)  # warm the capture container outside capture
             torch.cuda.synchronize()
-            with torch.cuda.graph(graph, capture_error_mode="relaxed"):
+            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="relaxed"):
                 static_out = self.capture_with.run(profile, static_in)
             graph.replay()
             torch.cuda.synchronize()
@@ -199,6 +234,7 @@ class CudaGraphRunner:
             log.warning("CUDA graph replay disagrees with the plain call at shapes %s; running them without graphs", [tuple(x.shape) for x in inputs])
             return None
         self.captures += 1
+        self.pool_bytes += max(0, torch.cuda.memory_reserved() - reserved)
         return _Graph(graph, static_in, list(static_out), max(0, torch.cuda.memory_allocated() - before))
 
     def clear(self) -> None:

@@ -19,6 +19,7 @@ from .._profiles import Profile
 from .._records import Manifest
 from .._specs import TensorSpec, format_shape
 from .file import read_engine, write_engine
+from .ladder import LadderRuntime
 from .selection import ProfileTable
 
 
@@ -62,7 +63,7 @@ class Engine:
 
     def __init__(self, manifest: Manifest, runner: Runner, payloads: dict[str, bytes], *,
                  cuda_graphs: bool | None = None, graph_cache_size: int | None = None,
-                 graph_cache_mb: float | None = None) -> None:
+                 graph_cache_mb: float | None = None, capture_on_demand: bool | None = None) -> None:
         self.manifest = manifest
         self._runner = runner
         self._payloads = payloads
@@ -91,6 +92,12 @@ class Engine:
                 runner, max_graphs=16 if graph_cache_size is None else graph_cache_size,
                 max_bytes=None if graph_cache_mb is None else int(graph_cache_mb * 2**20),
             )
+        # The planned bucket ladder (dynashape plan): its graphs are captured by warmup(), and no
+        # other shape is captured in the request path unless capture_on_demand=True.
+        self._ladder = LadderRuntime.from_manifest(manifest)
+        if self._ladder is not None and self._graphs is not None:
+            self._graphs.capture_on_demand = bool(capture_on_demand)
+            self._graphs.reserve(len(self._ladder.ladder.shapes) + (graph_cache_size or 0))
 
     # -- description -----------------------------------------------------------------------------
 
@@ -189,6 +196,10 @@ class Engine:
         torch_in = any(_is_torch(x) for x in arrays)
         if out is not None:
             self._check_out(out)
+        if self._ladder is not None and profile is None and out is None:
+            padded = self._run_bucket(arrays, ordered, torch_in, stream)
+            if padded is not None:
+                return padded
         if profile is None:
             k = self._table.select(ordered)
             if k is None:
@@ -338,6 +349,68 @@ class Engine:
             return [torch.from_numpy(o) for o in outs]
         return outs
 
+    # -- the planned bucket ladder ---------------------------------------------------------------
+
+    def _run_bucket(self, arrays: list[Any], ordered: list[tuple[int, ...]], torch_in: bool, stream: Any) -> dict[str, Any] | None:
+        """Run padded to the ladder's next bucket and crop back; None when the request is off the ladder."""
+        assert self._ladder is not None
+        hit = self._ladder.target(ordered)
+        if hit is None:
+            return None
+        value, bucket = hit
+        padded = self._ladder.pad(arrays, bucket) if bucket != value else list(arrays)
+        shapes = [tuple(int(d) for d in x.shape) for x in padded]
+        k = self._table.select(shapes)
+        if k is None:  # a plan built with other profiles: run at the exact shape
+            return None
+        if self._cuda:
+            cuda_in = torch_in and any(getattr(x, "is_cuda", False) for x in padded)
+            outs = list(self._run_cuda(k, padded, shapes, torch_in, cuda_in, stream, None).values())
+        else:
+            outs = self._from_native(self._call(k, self._to_native(padded), shapes), torch_in)
+        return dict(zip(self._out_names, self._ladder.crop(outs, value), strict=True))
+
+    def _set_plan(self, plan: Any) -> None:
+        """Store a plan (with the build's padding verdict) and arm its ladder (used by build)."""
+        self.manifest.plan = plan
+        self._ladder = LadderRuntime.from_manifest(self.manifest)
+        if self._graphs is not None:
+            self._graphs.clear()
+            if self._ladder is not None:
+                self._graphs.capture_on_demand = False
+                self._graphs.reserve(len(self._ladder.ladder.shapes))
+
+    def warmup(self) -> dict[str, Any]:
+        """Capture the planned ladder's CUDA graphs now, largest shape first (on the CPU: run each
+        ladder shape once); returns :meth:`graph_stats`. ``load`` calls it for CUDA engines built
+        from a plan, so no capture happens in the request path."""
+        if self._ladder is None:
+            return self.graph_stats()
+        from .._plan.padding import make_real_inputs, shape_for
+
+        for dims in self._ladder.graph_shapes():
+            try:
+                shapes = {s.name: shape_for(s, dims) for s in self.manifest.inputs}
+            except KeyError:
+                continue  # the plan lacks a dim of this engine: nothing to capture
+            ordered = [tuple(shapes[n]) for n in self._names]
+            k = self._table.select(ordered)
+            if k is None:
+                continue
+            feed = make_real_inputs(self.manifest.inputs, shapes)
+            native = self._to_native([feed[n] for n in self._names])
+            if self._graphs is not None:
+                self._graphs.capture(k, native)
+            else:
+                self._call(k, native, ordered)
+        return self.graph_stats()
+
+    def graph_stats(self) -> dict[str, Any]:
+        """CUDA graphs held (count, bytes, pool bytes, captures, replays) and the ladder's counters
+        (requests on the ladder, padded, off the ladder)."""
+        graphs = self._graphs.stats() if self._graphs is not None else {"graphs": 0, "captures": 0, "replays": 0, "graph_bytes": 0, "pool_bytes": 0}
+        return {**graphs, "ladder": None if self._ladder is None else self._ladder.stats()}
+
     # -- files -----------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -346,12 +419,16 @@ class Engine:
 
 
 def load(path: str | os.PathLike[str], *, cuda_graphs: bool | None = None, graph_cache_size: int | None = None,
-         graph_cache_mb: float | None = None) -> Engine:
+         graph_cache_mb: float | None = None, warmup: bool | None = None, capture_on_demand: bool | None = None) -> Engine:
     """Load an engine file written by :meth:`Engine.save` (or ``dynashape build --saveEngine``).
 
     CUDA engines replay CUDA graphs per exact input shapes (``cuda_graphs``, on by default), keeping
     at most ``graph_cache_size`` graphs (default 16) and ``graph_cache_mb`` of graph memory (default
     unbounded), least recently used evicted first. Loading compiles nothing.
+
+    An engine built from a plan (``build --plan``) captures the plan's bucket ladder here
+    (``warmup``: default on for CUDA engines) and captures no other shape unless
+    ``capture_on_demand=True``; see :meth:`Engine.warmup` and :meth:`Engine.graph_stats`.
     """
     manifest, payloads = read_engine(path)
     if manifest.device.startswith("cuda"):
@@ -366,5 +443,8 @@ def load(path: str | os.PathLike[str], *, cuda_graphs: bool | None = None, graph
     why = backend.available()
     if why:
         raise EngineFileError(f"'{os.fspath(path)}' is a {manifest.backend} engine, and {why}", None, None)
-    return Engine(manifest, backend.load(manifest, payloads), payloads, cuda_graphs=cuda_graphs,
-                  graph_cache_size=graph_cache_size, graph_cache_mb=graph_cache_mb)
+    engine = Engine(manifest, backend.load(manifest, payloads), payloads, cuda_graphs=cuda_graphs,
+                    graph_cache_size=graph_cache_size, graph_cache_mb=graph_cache_mb, capture_on_demand=capture_on_demand)
+    if warmup or (warmup is None and manifest.plan is not None and manifest.device.startswith("cuda")):
+        engine.warmup()
+    return engine
