@@ -137,10 +137,13 @@ def app(engine_path: str | os.PathLike[str], *, name: str | None = None, plan: s
         name=name,
         num_replicas=replicas,
         ray_actor_options=actor,
-        # NOTE: Ray must let every queued request through to the replica's batcher, which owns the
-        # bound (503 beyond max_queue); Ray's own queue in front of it is capped at the same size.
+        # NOTE: Ray lets every queued request through to the replica's batcher, which owns the bound
+        # (503 with the protocol's JSON error beyond max_queue). Ray's router queue in front of it
+        # fills only when every replica already holds max_ongoing_requests; its cap is a safety net
+        # for memory (Ray answers 503 in plain text there), kept wide so that requests that merely
+        # arrive together pass through it.
         max_ongoing_requests=queue + in_flight,
-        max_queued_requests=queue,
+        max_queued_requests=max(4 * queue, 64) * replicas,
         graceful_shutdown_timeout_s=20.0 if graceful_shutdown_s is None else graceful_shutdown_s,
         health_check_period_s=10.0,
     )
