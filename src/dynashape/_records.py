@@ -15,7 +15,7 @@ from ._plan.record import Plan
 from ._profiles import Profile
 from ._specs import TensorSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the engine file's layout: see dynashape._engine.file
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,12 @@ class Backend(abc.ABC):
     def load(self, manifest: Manifest, payloads: dict[str, bytes]) -> Runner:
         """Load the payloads that :meth:`build` returned (the manifest says how they were built)."""
 
+    @classmethod
+    def payload_names(cls, profiles: int, backend_data: dict[str, Any]) -> tuple[set[str], set[str]] | None:
+        """(required, allowed) payload names of an engine with ``profiles`` profiles, for the manifest
+        check that runs before :meth:`load`; None: not checked."""
+        return None
+
     #: (importable module, how to install it) that the backend needs.
     requires: ClassVar[tuple[str, str] | None] = None
 

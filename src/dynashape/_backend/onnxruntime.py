@@ -90,6 +90,10 @@ class OnnxRuntimeBackend(Backend):
                 raise BackendError("the optimized model needs external data (over 2 GB)", "a model under 2 GB", "use --backend inductor")
         return Built({"model.onnx": payload}, source.inputs, source.outputs, {"optimization_level": level})
 
+    @classmethod
+    def payload_names(cls, profiles: int, backend_data: dict[str, Any]) -> tuple[set[str], set[str]]:
+        return {"model.onnx"}, {"model.onnx"}
+
     def load(self, manifest: Manifest, payloads: dict[str, bytes]) -> Runner:
         ort = require("onnxruntime", "the onnxruntime backend")
         so = _session_options(ort, "disable", _load_threads(manifest))  # already optimized at build time

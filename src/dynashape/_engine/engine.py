@@ -413,24 +413,34 @@ class Engine:
 
     # -- files -----------------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the engine to one file (atomically: a temporary name, then a rename)."""
-        write_engine(path, self.manifest, self._payloads)
+    def save(self, path: str | os.PathLike[str], *, signing_key: Any = None) -> None:
+        """Write the engine to one file, atomically (see :mod:`dynashape._io`).
+
+        ``signing_key``: an Ed25519 private key (a PEM file path, or a ``cryptography`` key) to sign
+        the file with; None: ``$DYNASHAPE_SIGNING_KEY`` if set, else unsigned.
+        """
+        write_engine(path, self.manifest, self._payloads, signing_key=signing_key)
 
 
 def load(path: str | os.PathLike[str], *, cuda_graphs: bool | None = None, graph_cache_size: int | None = None,
-         graph_cache_mb: float | None = None, warmup: bool | None = None, capture_on_demand: bool | None = None) -> Engine:
+         graph_cache_mb: float | None = None, warmup: bool | None = None, capture_on_demand: bool | None = None, verify_key: Any = None, require_signature: bool | None = None) -> Engine:
     """Load an engine file written by :meth:`Engine.save` (or ``dynashape build --saveEngine``).
 
     CUDA engines replay CUDA graphs per exact input shapes (``cuda_graphs``, on by default), keeping
     at most ``graph_cache_size`` graphs (default 16) and ``graph_cache_mb`` of graph memory (default
+    Loading runs native code from the file (see "Engine files run native code" in the README): load
+    only engines you trust. The file's digest, manifest and (with a key) signature are checked
+    before any of it is loaded. ``verify_key``: the Ed25519 public key (PEM path or key) a signed
+    engine must be signed with (None: ``$DYNASHAPE_VERIFY_KEY``). ``require_signature``: refuse
+    unsigned engines (None: ``$DYNASHAPE_REQUIRE_SIGNED=1``).
+
     unbounded), least recently used evicted first. Loading compiles nothing.
 
     An engine built from a plan (``build --plan``) captures the plan's bucket ladder here
     (``warmup``: default on for CUDA engines) and captures no other shape unless
     ``capture_on_demand=True``; see :meth:`Engine.warmup` and :meth:`Engine.graph_stats`.
     """
-    manifest, payloads = read_engine(path)
+    manifest, payloads = read_engine(path, verify_key=verify_key, require_signature=require_signature)
     if manifest.device.startswith("cuda"):
         torch = require("torch", f"the CUDA engine '{os.fspath(path)}'")
         if not torch.cuda.is_available():
