@@ -426,8 +426,6 @@ def load(path: str | os.PathLike[str], *, cuda_graphs: bool | None = None, graph
          graph_cache_mb: float | None = None, warmup: bool | None = None, capture_on_demand: bool | None = None, verify_key: Any = None, require_signature: bool | None = None) -> Engine:
     """Load an engine file written by :meth:`Engine.save` (or ``dynashape build --saveEngine``).
 
-    CUDA engines replay CUDA graphs per exact input shapes (``cuda_graphs``, on by default), keeping
-    at most ``graph_cache_size`` graphs (default 16) and ``graph_cache_mb`` of graph memory (default
     Loading runs native code from the file (see "Engine files run native code" in the README): load
     only engines you trust. The file's digest, manifest and (with a key) signature are checked
     before any of it is loaded. ``verify_key``: the Ed25519 public key (PEM path or key) a signed
@@ -436,6 +434,8 @@ def load(path: str | os.PathLike[str], *, cuda_graphs: bool | None = None, graph
 
     unbounded), least recently used evicted first. Loading compiles nothing.
 
+    CUDA engines replay CUDA graphs per exact input shapes (``cuda_graphs``, on by default), keeping
+    at most ``graph_cache_size`` graphs (default 16) and ``graph_cache_mb`` of graph memory (default
     An engine built from a plan (``build --plan``) captures the plan's bucket ladder here
     (``warmup``: default on for CUDA engines) and captures no other shape unless
     ``capture_on_demand=True``; see :meth:`Engine.warmup` and :meth:`Engine.graph_stats`.
