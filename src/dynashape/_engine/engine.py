@@ -432,10 +432,10 @@ def load(path: str | os.PathLike[str], *, cuda_graphs: bool | None = None, graph
     engine must be signed with (None: ``$DYNASHAPE_VERIFY_KEY``). ``require_signature``: refuse
     unsigned engines (None: ``$DYNASHAPE_REQUIRE_SIGNED=1``).
 
-    unbounded), least recently used evicted first. Loading compiles nothing.
-
     CUDA engines replay CUDA graphs per exact input shapes (``cuda_graphs``, on by default), keeping
     at most ``graph_cache_size`` graphs (default 16) and ``graph_cache_mb`` of graph memory (default
+    unbounded), least recently used evicted first. Loading compiles nothing.
+
     An engine built from a plan (``build --plan``) captures the plan's bucket ladder here
     (``warmup``: default on for CUDA engines) and captures no other shape unless
     ``capture_on_demand=True``; see :meth:`Engine.warmup` and :meth:`Engine.graph_stats`.
