@@ -15,7 +15,7 @@ _EXTRAS = {
     "onnxruntime": ("onnxruntime", "pip install 'dynashape[onnxruntime]'"),
     "onnxscript": ("onnxscript", "pip install onnxscript  (needed by torch's dynamo ONNX exporter)"),
     "ray": ("ray", "pip install 'dynashape[serve]'"),
-    "tensorrt": ("tensorrt", "install TensorRT 10 or newer from NVIDIA (pip install tensorrt) on a machine with an NVIDIA GPU"),
+    "tensorrt": ("tensorrt", "pip install 'dynashape[tensorrt]' (TensorRT 10.x or 11.x) on a machine with an NVIDIA GPU"),
 }
 
 

@@ -4,7 +4,7 @@
 |---------------|-----------|--------------------|-------------|
 | onnxruntime   | cpu       | ONNX               | tested      |
 | inductor      | cpu, cuda | torch module, ONNX | tested (ONNX through dynashape.onnx.to_torch) |
-| tensorrt      | cuda      | ONNX               | written against TensorRT 10; never run here (TensorRT is not installable) |
+| tensorrt      | cuda      | ONNX               | written against TensorRT 10/11; never run here (not installable); contract test only |
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ def make_parser() -> argparse.ArgumentParser:
         description="Dynamic-shape engines, checked and fast: export -> check -> build -> run -> bench.",
     )
     parser.add_argument("--version", action="version", version=f"dynashape {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show progress and library logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr (export, build, validation, bench)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=ArgumentParser)
     commands.register(sub)
     try:
@@ -44,6 +45,10 @@ def make_parser() -> argparse.ArgumentParser:
         pass
     else:
         check_cmd.add_parser(sub)
+    from . import plan_cmd, serve_cmd
+
+    plan_cmd.add_parser(sub)
+    serve_cmd.add_parsers(sub)
     return parser
 
 
@@ -77,8 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = make_parser()
         args = parser.parse_args(argv)
         command = args.command
+        from .. import _progress
+
+        _progress.set_default_quiet(args.quiet)
         logging.basicConfig(format="[dynashape] %(message)s",
-                            level=logging.INFO if args.verbose or args.command == "build" else logging.WARNING)
+                            level=logging.INFO if args.verbose or (args.command == "build" and not args.quiet) else logging.WARNING)
         return int(args.func(args) or 0)
     except _UsageError as e:
         return _fail(command, str(e))

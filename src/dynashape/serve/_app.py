@@ -13,44 +13,37 @@ from ._protocol import ModelEndpoint
 
 
 class PlanPadding:
-    """The padding a plan allows: ``ladder`` (dim -> buckets) and ``pad_values`` (input -> fill), or nothing."""
+    """What a plan lets the server do: pad along ``ladder`` (dim -> buckets) with ``pad_values`` and
+    ``crops``, and prefer ``batch_sizes`` (Triton); all empty without a plan."""
 
     def __init__(self, ladder: Mapping[str, Sequence[int]] | None = None, pad_values: Mapping[str, float] | None = None,
-                 batch_sizes: Sequence[int] = ()) -> None:
+                 crops: Mapping[str, Sequence[tuple[int, int, int]]] | None = None, batch_sizes: Sequence[int] = ()) -> None:
         self.ladder = dict(ladder or {})
         self.pad_values = dict(pad_values or {})
+        self.crops = dict(crops or {})
         self.batch_sizes = tuple(batch_sizes)
 
 
 def read_plan(plan_path: str | os.PathLike[str] | None, engine: Any) -> PlanPadding:
-    """What a plan file lets the server do: its bucket ladder, and pad along it only with a "safe" verdict.
+    """The plan's bucket ladder (from ``plan_path``, else the plan the engine was built from).
 
-    NOTE (hook): the planner's records live in ``dynashape._plan.record`` (``Plan.ladder``: one dim and
-    its buckets; ``Plan.padding``: the build's padding-safety verdict, stored with the engine). A
-    ladder is used for padding only where that verdict says safe; otherwise requests share a batch
-    only at identical shapes. The plan's buckets along the batch dim become Triton's preferred
-    batch sizes.
+    NOTE: a ladder along a non-batch dim is used for padding only where the build's padding verdict
+    (``Plan.padding``, stored in the engine's manifest by ``build --plan``) says safe; otherwise
+    requests share a batch only at identical shapes. A ladder along the batch dim becomes Triton's
+    preferred batch sizes.
     """
-    if plan_path is None:
-        plan = getattr(engine, "plan", None)  # an engine built from a plan carries it
-        if plan is None:
-            return PlanPadding()
-    else:
-        try:
-            from .._plan.record import Plan
-        except ImportError:  # pragma: no cover - the planner is part of dynashape
-            raise DynashapeError("--plan", "a dynashape with the planner (dynashape plan)") from None
-        plan = Plan.load(plan_path)
-    ladder = getattr(plan, "ladder", None)
-    if ladder is None:
+    from .._plan.record import Plan
+
+    built = getattr(engine.manifest, "plan", None)
+    plan = Plan.load(plan_path) if plan_path is not None else built
+    if plan is None or plan.ladder is None:
         return PlanPadding()
-    batch_dim = _batch_dim(engine)
-    if ladder.dim == batch_dim:
-        return PlanPadding(batch_sizes=ladder.buckets)
-    padding = getattr(plan, "padding", None) or getattr(getattr(engine, "plan", None), "padding", None)
+    if plan.ladder.dim == _batch_dim(engine):
+        return PlanPadding(batch_sizes=plan.ladder.buckets)
+    padding = plan.padding or (built.padding if built is not None else None)
     if padding is None or not padding.safe:
         return PlanPadding()
-    return PlanPadding({ladder.dim: ladder.buckets}, padding.pad_values)
+    return PlanPadding({plan.ladder.dim: plan.ladder.buckets}, padding.pad_values, padding.crop)
 
 
 def _batch_dim(engine: Any) -> str | None:
@@ -69,7 +62,7 @@ class ModelReplica:
         padding = read_plan(options.get("plan"), self.engine)
         self.batcher = Batcher(self.engine, max_batch=options.get("max_batch"), max_delay_ms=options.get("max_delay_ms"),
                                max_queue=options.get("max_queue"), workers=options.get("workers"),
-                               ladder=padding.ladder, pad_values=padding.pad_values)
+                               ladder=padding.ladder, pad_values=padding.pad_values, crops=padding.crops)
         self.endpoint = ModelEndpoint(name, self.engine, self.batcher)
 
     async def __call__(self, request: Any) -> Any:

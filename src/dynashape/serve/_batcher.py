@@ -57,8 +57,9 @@ class Batcher:
 
     def __init__(self, engine: Any, *, max_batch: int | None = None, max_delay_ms: float | None = None,
                  max_queue: int | None = None, workers: int | None = None,
-                 ladder: Mapping[str, Sequence[int]] | None = None, pad_values: Mapping[str, float] | None = None) -> None:
-        self.policy = BatchPolicy(engine, ladder=ladder, pad_values=pad_values)
+                 ladder: Mapping[str, Sequence[int]] | None = None, pad_values: Mapping[str, float] | None = None,
+                 crops: Mapping[str, Sequence[tuple[int, int, int]]] | None = None) -> None:
+        self.policy = BatchPolicy(engine, ladder=ladder, pad_values=pad_values, crops=crops)
         self.max_batch = 8 if max_batch is None else int(max_batch)
         self.max_delay = (2.0 if max_delay_ms is None else float(max_delay_ms)) / 1000.0
         self.max_queue = 256 if max_queue is None else int(max_queue)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import DynashapeError, ShapeError
+from .._plan.padding import crop_array, pad_array
 from .._specs import format_shape
 
 Shape = tuple[int, ...]
@@ -32,22 +33,24 @@ class Prepared:
     arrays: tuple[np.ndarray, ...]
     rows: int  # its size on the batch dim (1 when the engine cannot batch)
     key: Key | None  # None: runs alone
-    crop: dict[str, Shape] | None  # output name -> shape to crop to, when the inputs were padded
+    crop: dict[str, Any] | None  # {"dim", "value"}: the real size of the padded dim, to crop outputs back
 
 
 class BatchPolicy:
     """Facts about one engine that decide grouping, padding and splitting.
 
-    ``ladder`` maps a dim name (a symbol of the engine's inputs, e.g. ``"seq"``) to the sizes a
-    request may be padded up to. NOTE: it must only be given for a model that is padding-safe
-    along that dim (outputs at the real positions equal with and without padding; zeros are the
-    pad value unless ``pad_values`` names another per input, so a masked encoder whose mask input is padded with 0 is safe, a conv net with global
-    pooling is not). dynashape's planner decides that; without its verdict no ladder is used and
-    requests share a batch only at identical shapes.
+    ``ladder`` maps one dim name (a named dim of the inputs other than the batch dim, e.g.
+    ``"seq"``) to the sizes a request may be padded up to; ``pad_values`` gives the fill per input
+    (default 0) and ``crops`` the output axes to crop back (as in the plan's padding verdict).
+    NOTE: a ladder must only be given for a model that is padding-safe along that dim (outputs at
+    the real positions equal with and without padding: a masked encoder whose mask pads with 0 is,
+    a conv net with global pooling is not). :func:`~dynashape.serve.read_plan` passes one only when
+    the engine's build found padding safe; without it requests share a batch only at equal shapes.
     """
 
     def __init__(self, engine: Any, *, ladder: Mapping[str, Sequence[int]] | None = None,
-                 pad_values: Mapping[str, float] | None = None) -> None:
+                 pad_values: Mapping[str, float] | None = None,
+                 crops: Mapping[str, Sequence[tuple[int, int, int]]] | None = None) -> None:
         self.engine = engine
         self.inputs = list(engine.inputs)
         self.outputs = list(engine.outputs)
@@ -63,13 +66,18 @@ class BatchPolicy:
             and all(s.rank and s.shape[0] == sym for s in self.outputs)
             and all(sym not in s.shape[1:] for s in [*self.inputs, *self.outputs])
         ) else None
-        self.pad_values = dict(pad_values or {})
+        self.pad_values = {k: float(v) for k, v in (pad_values or {}).items()}
         self.ladder = {k: sorted({int(v) for v in vs}) for k, vs in (ladder or {}).items() if vs}
-        unknown = [k for k in self.ladder if not any(k in s.shape[1:] for s in self.inputs)]
-        if unknown:
-            dims = sorted({d for s in self.inputs for d in s.shape if isinstance(d, str)})
-            raise DynashapeError(f"padding ladder for dim(s) {unknown}", f"dims of the engine's inputs: {dims}",
-                                 "name a dynamic dim of the inputs other than the batch dim")
+        dims = sorted({d for s in self.inputs for d in s.shape[1:] if isinstance(d, str)} - {self.batch_dim})
+        if len(self.ladder) > 1 or any(k not in dims for k in self.ladder):
+            raise DynashapeError(f"padding ladder for dim(s) {list(self.ladder)}", f"one dim of the engine's inputs: {dims}",
+                                 "name one dynamic dim of the inputs other than the batch dim")
+        self.ladder_dim = next(iter(self.ladder), None)
+        self.pad_axes = [[a for a, d in enumerate(s.shape) if d == self.ladder_dim] for s in self.inputs]
+        # Per output, (axis, a, b): that axis has size a * dim + b and is cropped back. The build's
+        # padding verdict measures these; without it, an output axis named like the dim follows it.
+        self.crops = {s.name: tuple((crops or {}).get(s.name, [(a, 1, 0) for a, d in enumerate(s.shape)
+                                                              if d == self.ladder_dim])) for s in self.outputs}
 
     # -- per request -------------------------------------------------------------------------------
 
@@ -94,36 +102,25 @@ class BatchPolicy:
         key = tuple(tuple(int(d) for d in x.shape[1:]) for x in arrays)
         return Prepared(tuple(arrays), int(arrays[0].shape[0]), key, crop)
 
-    def _pad(self, arrays: list[np.ndarray]) -> tuple[list[np.ndarray], dict[str, Shape] | None]:
-        values: dict[str, int] = {}
-        for spec, x in zip(self.inputs, arrays, strict=True):
-            for a, d in enumerate(spec.shape):
-                if isinstance(d, str) and d in self.ladder:
-                    values[d] = int(x.shape[a])
-        target = {}
-        for d, v in values.items():
-            steps = self.ladder[d]
-            i = bisect.bisect_left(steps, v)
-            target[d] = steps[i] if i < len(steps) else v  # above the ladder: its own shape
-        if all(target[d] == v for d, v in values.items()):
-            return arrays, None
-        padded = []
-        for spec, x in zip(self.inputs, arrays, strict=True):
-            widths = [(0, target[d] - x.shape[a]) if isinstance(d, str) and d in target else (0, 0)
-                      for a, d in enumerate(spec.shape)]
-            fill = self.pad_values.get(spec.name, 0)
-            padded.append(np.pad(x, widths, constant_values=np.array(fill, x.dtype)) if any(w for _, w in widths) else x)
-        shapes = {n: tuple(int(d) for d in x.shape) for n, x in zip(self.names, padded, strict=True)}
+    def _pad(self, arrays: list[np.ndarray]) -> tuple[list[np.ndarray], dict[str, Any] | None]:
+        dim = self.ladder_dim
+        assert dim is not None
+        steps = self.ladder[dim]
+        values = {int(x.shape[a]) for x, axes in zip(arrays, self.pad_axes, strict=True) for a in axes}
+        if len(values) != 1:
+            return arrays, None  # the engine's shared-dim check already refused a mismatch
+        (value,) = values
+        i = bisect.bisect_left(steps, value)
+        if i == len(steps) or steps[i] == value:
+            return arrays, None  # above the ladder, or on a bucket already: its own shape
+        bucket = steps[i]
+        padded = [pad_array(x, axes, bucket, self.pad_values.get(n, 0.0))
+                  for x, axes, n in zip(arrays, self.pad_axes, self.names, strict=True)]
         try:
-            self.engine.select_profile(shapes)
+            self.engine.select_profile({n: x.shape for n, x in zip(self.names, padded, strict=True)})
         except ShapeError:
-            return arrays, None  # the padded shape leaves every profile: run it at its own shape
-        # Output dims named like a padded input dim are cropped back to the request's value.
-        crop = {}
-        for spec in self.outputs:
-            if any(isinstance(d, str) and d in target for d in spec.shape):
-                crop[spec.name] = tuple(values[d] if isinstance(d, str) and d in values else -1 for d in spec.shape)
-        return padded, crop
+            return arrays, None  # the bucket leaves every profile: run at its own shape
+        return padded, {"value": value, "dim": dim}
 
     def cap(self, key: Key) -> int:
         """The largest batch that some profile allows at this non-batch shape."""
@@ -147,12 +144,10 @@ class BatchPolicy:
         pieces = {n: np.split(np.asarray(o), bounds) for n, o in outs.items()}
         return [self._finish({n: p[j] for n, p in pieces.items()}, r) for j, r in enumerate(batch)]
 
-    @staticmethod
-    def _finish(outs: dict[str, Any], r: Prepared) -> dict[str, np.ndarray]:
+    def _finish(self, outs: dict[str, Any], r: Prepared) -> dict[str, np.ndarray]:
         outs = {n: np.asarray(o) for n, o in outs.items()}
         if r.crop:
-            for n, shape in r.crop.items():
-                outs[n] = np.ascontiguousarray(outs[n][tuple(slice(None) if d < 0 else slice(0, d) for d in shape)])
+            outs = {n: np.ascontiguousarray(crop_array(o, self.crops[n], r.crop["value"])) for n, o in outs.items()}
         return outs
 
 

@@ -37,7 +37,7 @@ import os
 import triton_python_backend_utils as pb_utils
 
 import dynashape
-from dynashape.serve import BatchPolicy, run_grouped
+from dynashape.serve import BatchPolicy, read_plan, run_grouped
 
 
 class TritonPythonModel:
@@ -45,7 +45,8 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         engine_file = config["parameters"]["engine_file"]["string_value"]
         self.engine = dynashape.load(os.path.join(args["model_repository"], args["model_version"], engine_file))
-        self.policy = BatchPolicy(self.engine)
+        padding = read_plan(None, self.engine)  # pads to the engine's planned buckets where its build found it safe
+        self.policy = BatchPolicy(self.engine, ladder=padding.ladder, pad_values=padding.pad_values, crops=padding.crops)
         self.max_batch = max(1, int(config.get("max_batch_size", 0)))
         self.inputs = [s.name for s in self.engine.inputs]
         self.outputs = [s.name for s in self.engine.outputs]
