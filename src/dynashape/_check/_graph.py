@@ -175,7 +175,16 @@ class Runner:
         opts.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         opts.log_severity_level = 4
         opts.intra_op_num_threads = 1
-        sess = self.ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        try:
+            sess = self.ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ONNX Runtime's InvalidGraph, Fail, NotImplemented...: the model is at fault
+            from .._errors import ModelError
+
+            raise ModelError(
+                f"ONNX Runtime cannot load the model: {_short(str(e))}",
+                "a valid ONNX graph whose ops ONNX Runtime's CPU provider knows",
+                "fix or re-export the model, or pass --no-run for the symbolic check only",
+            ) from e
         self._sessions[dropped] = (sess, produced)
         return sess, produced
 

@@ -79,6 +79,8 @@ def load_factory(spec: str) -> Any:
     path, colon, func = spec.rpartition(":")
     if not colon or not path.endswith(".py") or not func.isidentifier():
         raise DynashapeError(f"--model '{spec}'", "FILE.py:FUNCTION (a function returning a torch.nn.Module) or zoo:NAME")
+    if os.path.isdir(path):
+        raise DynashapeError(f"model file '{path}' is a folder", "a Python file", "name the .py file inside it")
     if not os.path.isfile(path):
         raise DynashapeError(f"model file '{path}' does not exist", "a Python file", "check the path")
     mod_name = f"_dynashape_user_{abs(hash(os.path.abspath(path)))}"
@@ -86,12 +88,27 @@ def load_factory(spec: str) -> Any:
     assert s is not None and s.loader is not None
     module = importlib.util.module_from_spec(s)
     sys.modules[mod_name] = module
-    s.loader.exec_module(module)
+    # NOTE: the user's file is user input: its syntax errors and exceptions are reported in one line
+    # with the file and line, not as a traceback through dynashape.
+    try:
+        s.loader.exec_module(module)
+    except SyntaxError as e:
+        sys.modules.pop(mod_name, None)
+        raise DynashapeError(f"'{path}' line {e.lineno}: SyntaxError: {e.msg}", "a Python file that imports",
+                             f"fix the syntax, then check with: python {path}") from e
+    except Exception as e:
+        sys.modules.pop(mod_name, None)
+        raise DynashapeError(f"importing '{path}' raised {_where(e, path)}{type(e).__name__}: {e}", "a Python file that imports",
+                             f"fix the error, then check with: python {path}") from e
     fn = getattr(module, func, None)
     if not callable(fn):
         names = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
-        raise DynashapeError(f"'{path}' has no function '{func}'", "one of: " + ", ".join(names))
-    model = fn()
+        raise DynashapeError(f"'{path}' has no function '{func}'", "one of: " + (", ".join(names) or "(it defines no function)"))
+    try:
+        model = fn()
+    except Exception as e:
+        raise DynashapeError(f"{spec}() raised {_where(e, path)}{type(e).__name__}: {e}", "a function that returns a torch.nn.Module",
+                             f"fix the function in '{path}'") from e
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -99,8 +116,50 @@ def load_factory(spec: str) -> Any:
     return model
 
 
+def _where(e: BaseException, path: str) -> str:
+    """``"at line N "`` of the user's file, from the innermost frame there."""
+    tb, line = e.__traceback__, None
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"at line {line} " if line is not None else ""
+
+
+def check_output_path(path: str | None, flag: str) -> None:
+    """Refuse an output path whose folder is missing or that names a folder, before any work."""
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise DynashapeError(f"{flag} '{path}' is a folder", "a file path for the output",
+                             f"name a file inside it, e.g. {os.path.join(path, 'out')}")
+    if not os.path.isdir(folder):
+        raise DynashapeError(f"{flag} '{path}': the folder '{folder}' does not exist", "a file in an existing folder",
+                             f"create it: mkdir -p {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DynashapeError(f"{flag} '{path}': this user may not write to the folder '{folder}'", "a writable folder",
+                             "choose another path or fix the permissions")
+
+
+def check_opset(opset: int | None, dynamo: bool) -> None:
+    """Refuse an opset that the chosen exporter cannot write, before importing the model."""
+    if opset is None:
+        return
+    try:
+        from torch.onnx import _constants as c  # NOTE: torch's own bounds; private, so guarded
+
+        lo, hi = (18, c.ONNX_MAX_OPSET) if dynamo else (c.ONNX_MIN_OPSET, c.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
+    except (ImportError, AttributeError):
+        lo, hi = 7, 99
+    if not lo <= opset <= hi:
+        which = "dynamo" if dynamo else "TorchScript"
+        raise DynashapeError(f"--opset {opset}", f"an opset from {lo} to {hi} for torch's {which} exporter",
+                             "omit --opset for the exporter's default" + ("" if dynamo else ", or add --dynamo for newer opsets"))
+
+
 def example_inputs(shapes: dict[str, tuple[int, ...]], dtypes: str | None) -> dict[str, Any]:
-    """Random example tensors at ``shapes`` (floats in [0, 1), integers in {0, 1})."""
+    """Example tensors at ``shapes`` from the one data generator (``dynashape._data.make_inputs``)."""
     import torch
 
     from .._dtypes import to_torch
@@ -113,11 +172,16 @@ def example_inputs(shapes: dict[str, tuple[int, ...]], dtypes: str | None) -> di
     unknown = set(kinds) - set(shapes)
     if unknown:
         raise DynashapeError(f"--input-dtypes names {sorted(unknown)}", f"inputs given shapes: {sorted(shapes)}")
+    from .._data import make_inputs
+    from .._specs import TensorSpec
+
     out = {}
     for n, s in shapes.items():
         try:
             dt = to_torch(kinds.get(n, "float32"))
         except DynashapeError:
             raise DynashapeError(f"dtype '{kinds[n]}' for input '{n}'", "a dtype name such as float32, float16, int64, bool") from None
-        out[n] = torch.rand(s).to(dt) if dt.is_floating_point else torch.randint(0, 2, s).to(dt)
+        # NOTE: the one data generator (ids and masks that every model accepts), as torch tensors.
+        arr = make_inputs([TensorSpec(n, "float32" if dt.is_floating_point else str(dt).removeprefix("torch."), tuple(s))], {n: s})[n]
+        out[n] = torch.from_numpy(arr).to(dt)
     return out

@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         raise DynashapeError("--fix without -o", "-o PATH for the repaired model", "add -o fixed.onnx")
     if args.output and not args.fix:
         raise DynashapeError(f"-o {args.output} without --fix", "-o only together with --fix", "add --fix")
+    if args.output:
+        from .args import check_output_path
+
+        check_output_path(args.output, "-o")
     profile = _profile(args)
     report = check(args.model, profile, empirical=not args.no_run)
     result = fix(args.model, args.output, profiles=profile) if args.fix and report.findings else None

@@ -20,6 +20,8 @@ from .args import (
     add_precision_args,
     add_profile_args,
     add_timing_args,
+    check_opset,
+    check_output_path,
     dims_from_args,
     example_inputs,
     load_factory,
@@ -55,13 +57,19 @@ def _save_npz(path: str, arrays: dict[str, Any]) -> None:
 
 
 def _load_npz(path: str) -> dict[str, np.ndarray]:
+    if os.path.isdir(path):
+        raise DynashapeError(f"input data file '{path}' is a folder", "an .npz file with one array per input name")
     if not os.path.isfile(path):
         raise DynashapeError(f"input data file '{path}' does not exist", "an .npz file with one array per input name")
     try:
-        with np.load(path) as f:
+        # NOTE: allow_pickle=False (the default, stated): an .npz from elsewhere must not run code.
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError("a single array, not an archive")
             return {k: f[k] for k in f.files}
     except Exception as e:
-        raise DynashapeError(f"'{path}' is not a readable .npz file ({e})", "an .npz file (np.savez(path, input_1=x))") from e
+        raise DynashapeError(f"'{path}' is not a readable .npz file ({type(e).__name__}: {' '.join(str(e).split())[:200]})",
+                             "an .npz file (np.savez(path, input_1=x))") from e
 
 
 def _engine_from_args(args: argparse.Namespace) -> Any:
@@ -76,8 +84,12 @@ def _engine_from_args(args: argparse.Namespace) -> Any:
 # -- export ---------------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.exporter:
+        args.dynamo = args.exporter == "dynamo"
     if not args.model:
         raise DynashapeError("no --model", "--model FILE.py:FUNC or zoo:NAME")
+    check_output_path(args.output, "--output")
+    check_opset(args.opset, args.dynamo)
     model = load_factory(args.model)
     dynamic = _parse_dynamic(args.dynamic)
     output_names = args.output_names.split(",") if args.output_names else None
@@ -92,7 +104,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise DynashapeError("no --shapes", "example input shapes, e.g. --shapes input_1:1x3x512x512")
     profiles = profiles_from_args(args)
     result = dynashape.export(model, inputs, args.output, output_names=output_names, dynamic_axes=dynamic,
-                              profile=profiles[0] if profiles else None, dynamo=args.dynamo, opset=args.opset, verify=not args.no_verify)
+                              profile=profiles[0] if profiles else None, dynamo=args.dynamo, opset=args.opset, verify=not args.no_verify,
+                              data=args.data)
     print(result)
     return 0
 
@@ -108,12 +121,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 # -- build ----------------------------------------------------------------------------------------
 
 def cmd_build(args: argparse.Namespace) -> int:
+    check_output_path(args.saveEngine, "--saveEngine")
     profiles = profiles_from_args(args)
     common: dict[str, Any] = dict(
         dims=dims_from_args(args) or None, backend=args.backend, device=args.device, precision=args.precision,
         append_ops=args.append_op, optimization_level=args.optimization_level, tuning=args.tuning, threads=args.threads,
-        validate=not args.no_validate, tf32=args.tf32, channels_last=args.channels_last,
+        validate=not args.no_validate, tf32=args.tf32, channels_last=args.channels_last, data=args.data,
     )
+    if args.plan:
+        common["plan"] = args.plan
     if args.onnx and args.model:
         raise DynashapeError("both --onnx and --model", "one source")
     if args.onnx:
@@ -131,19 +147,26 @@ def cmd_build(args: argparse.Namespace) -> int:
           f"in {engine.manifest.build_seconds:.1f} s" + (f" -> {args.saveEngine}" if args.saveEngine else " (not saved: pass --saveEngine)"))
     for k, p in enumerate(engine.profiles):
         print(f"  profile {k}: {p.describe()}")
+    plan = engine.manifest.plan
+    if plan is not None and plan.ladder is not None and plan.padding is not None:
+        print(f"  ladder on '{plan.ladder.dim}': {len(plan.ladder.buckets)} buckets; padding {'safe' if plan.padding.safe else 'refused'}: {plan.padding.reason}")
     return 0
 
 
 # -- run ------------------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
+    check_output_path(args.output, "--output")
     engine = _engine_from_args(args)
     if args.input_data:
         feed: dict[str, Any] = _load_npz(args.input_data)
     elif args.shapes:
         from .._data import make_inputs
 
-        feed = make_inputs(engine.inputs, parse_shapes(args.shapes))
+        shapes_in = parse_shapes(args.shapes)
+        # NOTE: names, ranks and ranges are checked against the profiles before any allocation.
+        engine.select_profile(shapes_in)
+        feed = make_inputs(engine.inputs, shapes_in)
     else:
         raise DynashapeError("no input", "--shapes NAME:SHAPE,... (random data) or --input-data in.npz")
     shapes = {n: tuple(np.shape(x)) for n, x in feed.items()}
@@ -166,9 +189,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 # -- bench ----------------------------------------------------------------------------------------
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    engine = _engine_from_args(args)
     shapes = [parse_shapes(s) for s in args.shapes] or None
-    results = dynashape.bench(engine, shapes, iterations=args.iterations, warmup_ms=args.warmUp, duration_s=args.duration)
+    engine = _engine_from_args(args)
+    results = dynashape.bench(engine, shapes, iterations=args.iterations, warmup_ms=args.warmUp, duration_s=args.duration, data=args.data)
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=1))
         return 0
@@ -182,12 +205,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # -- compare --------------------------------------------------------------------------------------
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    engine = dynashape.load(args.loadEngine)
     if bool(args.onnx) == bool(args.model):
         raise DynashapeError("a reference", "exactly one of --onnx FILE (ONNX Runtime) or --model FILE.py:FUNC (PyTorch)")
+    engine = dynashape.load(args.loadEngine)
     reference = args.onnx or load_factory(args.model)
     shapes = [parse_shapes(s) for s in args.shapes] or None
-    result = dynashape.compare(engine, reference, shapes, atol=args.atol, rtol=args.rtol)
+    result = dynashape.compare(engine, reference, shapes, atol=args.atol, rtol=args.rtol, data=args.data)
     print(json.dumps(result.to_json(), indent=1) if args.json else result)
     return 0 if result.passed else 1
 
@@ -200,6 +223,8 @@ def register(sub: Any) -> None:
     p.add_argument("--output-names", help="comma-separated output names")
     p.add_argument("--output", "-o", required=True, help="ONNX file to write")
     p.add_argument("--dynamo", action="store_true", help="use torch's dynamo exporter (default: the TorchScript-based one)")
+    p.add_argument("--exporter", choices=["torchscript", "dynamo"], help="the exporter: torchscript (default) or dynamo (same as --dynamo)")
+    p.add_argument("--data", metavar="FILE", help=f"verify on these inputs instead of generated ones: {DATA_HELP}")
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime verification")
     add_profile_args(p)
@@ -217,11 +242,13 @@ def register(sub: Any) -> None:
     g = p.add_argument_group("build")
     g.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "inductor", "tensorrt"], help="default auto: onnxruntime on CPU, tensorrt (else inductor) on CUDA")
     g.add_argument("--saveEngine", metavar="FILE", help="engine file to write")
+    g.add_argument("--plan", metavar="FILE", help="build a plan from `dynashape plan` (its profiles and bucket ladder)")
     g.add_argument("--append-op", action="append", default=[], metavar="OUTPUT:OP", help="append an op to an output, e.g. output_1:Sigmoid")
     g.add_argument("--optimization-level", choices=["disable", "basic", "extended", "all"], help="onnxruntime graph optimizations (default all)")
     g.add_argument("--tuning", choices=["default", "max-autotune"], help="inductor: default (fast build) or max-autotune")
     g.add_argument("--threads", type=int, help="CPU threads per inference (default: all)")
     g.add_argument("--no-validate", action="store_true", help="skip running the new engine against the source")
+    g.add_argument("--data", metavar="FILE", help=f"validate on these inputs instead of generated ones: {DATA_HELP}")
     g.add_argument("--tf32", action="store_true", help="allow TF32 in fp32 matmuls/convolutions on CUDA (default: off, fp32 is fp32)")
     g.add_argument("--channels-last", dest="channels_last", action="store_true", default=None, help="inductor: channels-last layout (default: on for CUDA conv nets)")
     g.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="inductor: keep the contiguous layout")
@@ -242,6 +269,7 @@ def register(sub: Any) -> None:
         else:
             p.add_argument("--shapes", action="append", default=[], help=f"shapes to time (repeat for several; default: each profile's opt): {_SH}")
             add_timing_args(p)
+            p.add_argument("--data", metavar="FILE", help=f"time these inputs (one timed set per feed) instead of generated ones: {DATA_HELP}")
             p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=fn)
 
@@ -250,6 +278,7 @@ def register(sub: Any) -> None:
     p.add_argument("--onnx", metavar="FILE", help="reference: this ONNX model in ONNX Runtime")
     p.add_argument("--model", metavar="FILE.py:FUNC", help="reference: this torch model in eager PyTorch")
     p.add_argument("--shapes", action="append", default=[], help=f"shapes to compare (repeat; default: every profile's min/opt/max): {_SH}")
+    p.add_argument("--data", metavar="FILE", help=f"compare on these inputs instead of generated ones: {DATA_HELP}")
     p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (default 1e-4)")
     p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -257,3 +286,5 @@ def register(sub: Any) -> None:
 
 
 _SH = "NAME:DxDx...,NAME:..."
+DATA_HELP = ("FILE.npz (arrays named after the inputs: one feed; or with one more leading axis: one feed per index) "
+             "or FILE.py:FUNCTION returning or yielding feeds (dicts input name -> array)")
