@@ -1,0 +1,105 @@
+"""Engines built from a plan: padding checked at build, requests padded to the ladder and cropped back.
+
+On the CPU there are no CUDA graphs, but the bucket path (pad, run at the bucket, crop) is the one
+CUDA engines take around their graph replays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dynashape
+from dynashape.cli.main import main
+from dynashape.zoo import get as zoo_get
+
+LENGTHS = [4, 5, 6, 9, 11, 12, 17, 20, 24, 31, 32]
+
+
+def _log(path: Path, lengths: list[int]) -> Path:
+    path.write_text("".join(f"input_ids:1x{n},attention_mask:1x{n}\n" for n in lengths))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bert_plan(tmp_path_factory: pytest.TempPathFactory, bert_onnx: str) -> dynashape.Plan:
+    log = _log(tmp_path_factory.mktemp("plan") / "r.log", LENGTHS * 3 + [12] * 5)
+    return dynashape.plan(log, bert_onnx, ladder=True, max_graphs=4, calibrate_cost=False, ranges={"batch": (1, 2)})
+
+
+@pytest.fixture(scope="module")
+def planned(bert_onnx: str, bert_plan: dynashape.Plan) -> dynashape.Engine:
+    return dynashape.build(bert_onnx, backend="onnxruntime", plan=bert_plan)
+
+
+def test_masked_encoder_is_padded_and_cropped(planned: dynashape.Engine, bert_model: torch.nn.Module, bert_plan: dynashape.Plan) -> None:
+    plan = planned.manifest.plan
+    assert plan is not None and plan.padding is not None and plan.padding.safe, plan.padding
+    assert plan.padding.crop == {"hidden": ((1, 1, 0),)}
+    assert bert_plan.ladder is not None and len(bert_plan.ladder.buckets) == 4
+    rng = np.random.default_rng(3)
+    before = dict(planned.graph_stats()["ladder"])
+    for n in LENGTHS:
+        ids = rng.integers(1, 90, (1, n)).astype(np.int64)
+        mask = np.ones((1, n), np.int64)
+        got = planned.run({"input_ids": ids, "attention_mask": mask})["hidden"]
+        with torch.no_grad():
+            want = bert_model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
+    # torch in, torch out through the same path
+    t = planned.run({"input_ids": torch.ones(1, 7, dtype=torch.int64), "attention_mask": torch.ones(1, 7, dtype=torch.int64)})["hidden"]
+    assert isinstance(t, torch.Tensor) and tuple(t.shape) == (1, 7, 32)
+    after = planned.graph_stats()["ladder"]
+    on = set(bert_plan.ladder.buckets)
+    assert after["padded"] - before["padded"] == sum(n not in on for n in LENGTHS) + (7 not in on)
+    assert after["on_ladder"] - before["on_ladder"] == sum(n in on for n in LENGTHS) + (7 in on)
+    # batch 2 is not a planned graph shape: off the ladder, exact shape
+    planned.run({"input_ids": np.ones((2, 5), np.int64), "attention_mask": np.ones((2, 5), np.int64)})
+    assert planned.graph_stats()["ladder"]["off_ladder"] == after["off_ladder"] + 1
+
+
+def test_plan_survives_save_and_load(tmp_path: Path, planned: dynashape.Engine) -> None:
+    planned.save(tmp_path / "b.engine")
+    engine = dynashape.load(tmp_path / "b.engine")
+    assert engine.manifest.plan == planned.manifest.plan
+    stats = engine.warmup()  # CPU: runs each ladder shape once, captures nothing
+    assert stats["graphs"] == 0 and stats["ladder"]["padding"] == "safe"
+
+
+def test_global_pooling_conv_net_is_refused(tmp_path: Path) -> None:
+    z = zoo_get("resnet_like")
+    model = z.make()
+    onnx_path = dynashape.export(model, z.example_inputs(), tmp_path / "r.onnx", dynamic_axes=z.dynamic_axes,
+                                 output_names=list(z.output_names)).path
+    log = tmp_path / "img.log"
+    log.write_text("".join(f"image:1x3x{h}x32\n" for h in (24, 26, 28, 30, 32, 40)))
+    plan = dynashape.plan(log, onnx_path, ladder=True, max_graphs=2, calibrate_cost=False)
+    assert plan.ladder is not None and plan.ladder.dim == "height"
+    engine = dynashape.build(onnx_path, backend="onnxruntime", plan=plan)
+    padding = engine.manifest.plan.padding  # type: ignore[union-attr]
+    assert padding is not None and not padding.safe
+    assert "changes when height=" in padding.reason and "global pooling" in padding.reason
+    x = np.random.default_rng(0).random((1, 3, 26, 32)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(engine.run({"image": x})["logits"], want, atol=1e-4, rtol=1e-4)
+    assert engine.graph_stats()["ladder"]["off_ladder"] == 1  # refused padding: run at the exact shape
+
+
+def test_plan_and_build_from_the_command_line(tmp_path: Path, bert_onnx: str, capsys: pytest.CaptureFixture[str]) -> None:
+    log = _log(tmp_path / "r.log", LENGTHS)
+    plan_path, report, engine_path = tmp_path / "p.json", tmp_path / "p.html", tmp_path / "e.engine"
+    assert main(["plan", "--workload", str(log), "--onnx", bert_onnx, "--ladder", "--max-graphs", "3", "--no-calibrate",
+                 "-o", str(plan_path), "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "bucket ladder on 'seq' (3 buckets, 3 graphs)" in out and "latency_per_request" in out
+    assert "<svg" in report.read_text()
+    assert main(["build", "--onnx", bert_onnx, "--plan", str(plan_path), "--backend", "onnxruntime", "--saveEngine", str(engine_path)]) == 0
+    assert "padding safe" in capsys.readouterr().out
+    assert dynashape.load(engine_path).manifest.plan is not None
+    assert main(["plan", "--dim", "seq", "--onnx", bert_onnx, "-o", str(plan_path)]) == 2
+    assert "--dim 'seq'" in capsys.readouterr().err
