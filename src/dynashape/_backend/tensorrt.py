@@ -86,7 +86,7 @@ class CudaMemory:
         self.index = index
 
     def device(self) -> contextlib.AbstractContextManager[Any]:
-        return self.torch.cuda.device(self.index)  # type: ignore[no-any-return]
+        return self.torch.cuda.device(self.index)
 
     def stream(self) -> Any:
         return self.torch.cuda.current_stream(self.index)
@@ -229,7 +229,7 @@ class TensorRTBackend(Backend):
 def _output_allocator(trt: Any, memory: CudaMemory) -> Any:
     """An ``IOutputAllocator`` that gives each data-dependent output a fresh buffer per call."""
 
-    class OutputAllocator(trt.IOutputAllocator):  # type: ignore[misc, name-defined]
+    class OutputAllocator(trt.IOutputAllocator):
         def __init__(self) -> None:
             trt.IOutputAllocator.__init__(self)
             self.buffers: dict[str, Any] = {}
