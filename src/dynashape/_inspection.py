@@ -8,6 +8,7 @@ from typing import Any
 
 from ._engine.file import MAGIC, read_engine
 from ._errors import DynashapeError
+from ._records import ProfilePart
 from ._specs import TensorSpec
 
 
@@ -46,6 +47,7 @@ class Inspection:
             for k, p in enumerate(d["profiles"]):
                 lines.append(f"  profile {k}:")
                 lines += [f"    {n}: min {'x'.join(map(str, r['min']))}, opt {'x'.join(map(str, r['opt']))}, max {'x'.join(map(str, r['max']))}" for n, r in p.items()]
+                lines += _parts_text(k, d.get("parts") or [])
             s = d["build_settings"]
             extra = ", ".join(f"{k}={v}" for k, v in s.items() if v not in (None, [], ()))
             lines.append(f"  build settings: {extra}")
@@ -55,6 +57,24 @@ class Inspection:
             lines.append("  payloads: " + ", ".join(f"{p['name']} ({p['size']:,} bytes)" for p in d["payloads"]))
             lines.append("  built with: " + ", ".join(f"{k} {v}" for k, v in d["library_versions"].items() if v))
         return "\n".join(lines)
+
+
+def _parts_text(profile: int, parts: list[dict[str, Any]]) -> list[str]:
+    """A guard-split profile's parts (one package each) and gaps (refused values), with their guards."""
+    records = [ProfilePart.from_json(p) for p in parts]
+    records = [p for p in records if p.profile == profile]
+    if not records:
+        return []
+    lines = [f"    split by the model's guards into {sum(p.payload is not None for p in records)} parts:"]
+    for j, p in enumerate(r for r in records if r.payload is not None):
+        lines.append(f"      part {j} ({p.payload}): {p.describe()}")
+        lines.append(f"        guards: {'; '.join(p.guards) or 'none'}")
+        lines += [f"        made by {s}" for s in p.sources]
+    for p in records:
+        if p.payload is None:
+            lines.append(f"      refused: {p.describe()}, failing {'; '.join(p.guards)}")
+            lines += [f"        made by {s}" for s in p.sources]
+    return lines
 
 
 def inspect(path: str | os.PathLike[str]) -> Inspection:

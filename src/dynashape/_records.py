@@ -89,14 +89,87 @@ class Source:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class DimClass:
+    """The values of one dynamic dim that a profile part serves: ``lo <= v <= hi`` and ``v % modulus in residues``.
+
+    ``name`` is the dim's symbol (``image_height``), shared by every input that has it; ``places``
+    lists each (input name, axis) where it appears.
+    """
+
+    name: str
+    places: tuple[tuple[str, int], ...]
+    lo: int
+    hi: int
+    modulus: int = 1
+    residues: tuple[int, ...] = (0,)
+
+    def contains(self, v: int) -> bool:
+        return self.lo <= v <= self.hi and v % self.modulus in self.residues
+
+    def describe(self) -> str:
+        text = f"{self.name} in {self.lo}..{self.hi}"
+        if self.modulus > 1:
+            res = ", ".join(map(str, self.residues))
+            text += f" with {self.name} % {self.modulus} in {{{res}}}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "places": [list(p) for p in self.places], "lo": self.lo, "hi": self.hi,
+                "modulus": self.modulus, "residues": list(self.residues)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DimClass:
+        return cls(str(d["name"]), tuple((str(n), int(a)) for n, a in d["places"]), int(d["lo"]), int(d["hi"]),
+                   int(d["modulus"]), tuple(int(r) for r in d["residues"]))
+
+
+@dataclass(frozen=True)
+class ProfilePart:
+    """One package of a guard-split profile, or a gap that no package serves.
+
+    A profile whose model puts guards on its dims (parity, divisibility, comparisons) is built as
+    several parts; the user still sees one profile and the runtime picks the part from the input
+    shapes. ``dims`` holds a :class:`DimClass` for every dim the part restricts (dims not listed take
+    the profile's whole range). ``guards`` are torch's guards that hold in the part, in the dims'
+    names; ``sources`` the model code lines that made them. ``payload`` is None for a gap: shapes
+    there are refused with ``guards`` (the guards they fail) as the reason.
+    """
+
+    profile: int
+    dims: tuple[DimClass, ...]
+    guards: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    payload: str | None = None
+
+    def contains(self, shapes: dict[str, tuple[int, ...]]) -> bool:
+        return all(c.contains(shapes[n][a]) for c in self.dims for n, a in c.places[:1])
+
+    def describe(self) -> str:
+        return ", ".join(c.describe() for c in self.dims) or "the whole profile"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"profile": self.profile, "dims": [c.to_json() for c in self.dims], "guards": list(self.guards),
+                "sources": list(self.sources), "payload": self.payload}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ProfilePart:
+        return cls(int(d["profile"]), tuple(DimClass.from_json(c) for c in d["dims"]), tuple(map(str, d.get("guards", ()))),
+                   tuple(map(str, d.get("sources", ()))), None if d.get("payload") is None else str(d["payload"]))
+
+
 @dataclass
 class Built:
-    """What a backend's build returns: payloads to store, and what the engine's I/O looks like."""
+    """What a backend's build returns: payloads to store, and what the engine's I/O looks like.
+
+    ``parts``: the parts and gaps of guard-split profiles (empty when every profile is one package).
+    """
 
     payloads: dict[str, bytes]
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     backend_data: dict[str, Any] = field(default_factory=dict)
+    parts: list[ProfilePart] = field(default_factory=list)
 
 
 
@@ -117,9 +190,11 @@ class Manifest:
     build_seconds: float | None = None
     #: the plan the engine was built from, with the build's padding verdict (see dynashape._plan)
     plan: Plan | None = None
+    #: parts and gaps of guard-split profiles (see :class:`ProfilePart`); empty when none is split
+    parts: list[ProfilePart] = field(default_factory=list)
 
     def to_json(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format_version": self.format_version,
             "dynashape_version": self.dynashape_version,
             "created": self.created,
@@ -136,6 +211,9 @@ class Manifest:
             "plan": None if self.plan is None else self.plan.to_json(),
             "payloads": payloads,
         }
+        if self.parts:
+            out["parts"] = [p.to_json() for p in self.parts]
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Manifest:
@@ -149,4 +227,5 @@ class Manifest:
             format_version=d["format_version"], dynashape_version=d.get("dynashape_version", ""),
             created=d.get("created", ""), build_seconds=d.get("build_seconds"),
             plan=None if d.get("plan") is None else Plan.from_json(d["plan"], where="the engine's plan"),
+            parts=[ProfilePart.from_json(p) for p in d.get("parts", ())],
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import io
 import logging
@@ -25,22 +26,20 @@ from typing import Any, ClassVar
 
 from .._deps import require
 from .._dtypes import DTYPES, to_torch
+from .._engine.selection import PartTable
 from .._errors import BackendError
 from .._profiles import Profile
-from .._records import BuildSettings, Built, Manifest, Source
+from .._records import BuildSettings, Built, Manifest, ProfilePart, Source
 from .._specs import TensorSpec, dtype_name, identifier
 from .base import Backend, Runner
+from .guard_split import PlannedPart, split_profile
+from .guard_split import dim_symbol as _symbol
 
 log = logging.getLogger("dynashape")
 
 _TUNING: dict[str, dict[str, Any]] = {"default": {}, "max-autotune": {"max_autotune": True}}
 _COMPUTE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
-
-
-def _symbol(spec: TensorSpec, axis: int) -> str:
-    d = spec.shape[axis]
-    return d if isinstance(d, str) else f"{spec.name}_dim{axis}"
 
 
 def cache_dir() -> str:
@@ -105,14 +104,18 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
 
 
 def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, device: str,
-                   example_like: Sequence[Any]) -> Any:
-    """``torch.export`` ``module`` for one profile: dims free where min < max, example at opt."""
+                   example_like: Sequence[Any]) -> list[PlannedPart]:
+    """``torch.export`` ``module`` for one profile: dims free where min < max, example at opt.
+
+    One part (``dims`` empty) where torch.export keeps every dim free over the whole profile; else
+    the parts of the guard split (:mod:`.guard_split`), packages first, then gaps.
+    """
     Dim = torch.export.Dim
     named: dict[str, Any] = {}
-    shapes, auto_shapes, args = [], [], []
+    shapes, args = [], []
     for spec, like in zip(inputs, example_like, strict=True):
         r = profile[spec.name]
-        axes, auto = {}, {}
+        axes = {}
         example = list(r.opt)
         for axis in r.dynamic_axes:
             lo, opt, hi = r.dim(axis)
@@ -120,21 +123,24 @@ def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
             if sym not in named:
                 named[sym] = Dim(identifier(sym), min=lo, max=hi)
             axes[axis] = named[sym]
-            auto[axis] = Dim.DYNAMIC(min=lo, max=hi)
             # NOTE: torch.export specializes a dim whose example is 0 or 1 (the 0/1 specialization),
             # so trace with 2 where the range allows it; the Dim's min keeps 1 valid at run time.
             if opt < 2:
                 example[axis] = min(2, hi)
         shapes.append(axes or None)
-        auto_shapes.append(auto or None)
         args.append(_example_tensor(torch, like, tuple(example), device))
     try:
-        return torch.export.export(module, tuple(args), dynamic_shapes=(tuple(shapes),))
+        return [PlannedPart(ProfilePart(-1, ()), torch.export.export(module, tuple(args), dynamic_shapes=(tuple(shapes),)))]
     except Exception as first:
-        # NOTE: named Dims fail when the model relates dims (a multiple of 4, two dims equal);
-        # Dim.DYNAMIC lets torch.export derive those relations inside the same bounds.
+        # NOTE: named Dims fail when the model's code guards a dim (a parity test, a multiple of
+        # 4, a branch on a comparison) or relates dims. Dim.DYNAMIC would export anyway, but torch
+        # then drops the guards it cannot express and the package computes garbage where they fail
+        # (seen: errors of 1e17 at the other parity), so the guards are read and the profile split.
         try:
-            return torch.export.export(module, tuple(args), dynamic_shapes=(tuple(auto_shapes),))
+            return split_profile(torch, module, inputs, profile,
+                                 lambda i, shape: _example_tensor(torch, example_like[i], shape, device))
+        except BackendError:
+            raise
         except Exception:
             text = " ".join(str(first).split())[:1500]
             raise BackendError(
@@ -224,21 +230,35 @@ class InductorBackend(Backend):
         if settings.share_weights:
             configs["aot_inductor.package_constants_in_so"] = False
         payloads: dict[str, bytes] = {}
-        per_profile: list[list[TensorSpec]] = []
+        per_part: list[list[TensorSpec]] = []
         weights: dict[str, Any] = {}
         seconds = []
+        parts: list[ProfilePart] = []
+        part_counts = []
         with tempfile.TemporaryDirectory(prefix="dynashape-aoti-") as tmp, torch.no_grad(), _tf32(torch, settings.tf32):
             for k, profile in enumerate(profiles):
                 t = time.perf_counter()
                 log.info("profile %d/%d: torch.export + AOTInductor (%s)", k + 1, len(profiles), profile.describe())
-                ep = export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs)
-                per_profile.append(output_specs(ep, source.inputs, [o.name for o in source.outputs]))
-                if settings.share_weights:
-                    weights.update(_weights(ep))
-                path = os.path.join(tmp, f"profile{k}.pt2")
-                torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
-                with open(path, "rb") as f:
-                    payloads[f"profile{k}.pt2"] = f.read()
+                planned = export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs)
+                packaged = [p for p in planned if p.program is not None]
+                if len(planned) > 1 or planned[0].part.dims:
+                    log.info("profile %d: the model's guards split it into %d parts", k, len(packaged))
+                for j, p in enumerate(packaged):
+                    ep = p.program
+                    per_part.append(output_specs(ep, source.inputs, [o.name for o in source.outputs]))
+                    if settings.share_weights:
+                        weights.update(_weights(ep))
+                    name = part_payload(k, j)
+                    path = os.path.join(tmp, name)
+                    if len(packaged) > 1:
+                        log.info("profile %d part %d/%d: AOTInductor (%s)", k, j + 1, len(packaged), p.part.describe())
+                    torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
+                    with open(path, "rb") as f:
+                        payloads[name] = f.read()
+                    if len(planned) > 1 or p.part.dims:
+                        parts.append(dataclasses.replace(p.part, profile=k, payload=name))
+                parts += [dataclasses.replace(p.part, profile=k) for p in planned if p.program is None]
+                part_counts.append(len(packaged))
                 seconds.append(round(time.perf_counter() - t, 2))
                 log.info("profile %d built in %.1f s", k, seconds[-1])
         if settings.share_weights:
@@ -247,7 +267,9 @@ class InductorBackend(Backend):
             payloads["weights.pt"] = buf.getvalue()
         data = {"tuning": tuning, "channels_last": channels_last, "shared_weights": settings.share_weights,
                 "profile_build_seconds": seconds, "torch": torch.__version__}
-        return Built(payloads, source.inputs, merge_specs(per_profile), data)
+        if any(n > 1 for n in part_counts):
+            data["profile_parts"] = part_counts
+        return Built(payloads, source.inputs, merge_specs(per_part), data, parts)
 
     def load(self, manifest: Manifest, payloads: dict[str, bytes]) -> Runner:
         torch = require("torch", "the inductor backend")
@@ -255,14 +277,21 @@ class InductorBackend(Backend):
         weights = None
         if "weights.pt" in payloads:
             weights = torch.load(io.BytesIO(payloads["weights.pt"]), map_location=device, weights_only=True)
-        paths = [_cached_file(payloads[f"profile{k}.pt2"]) for k in range(len(manifest.profiles))]
-        models = [_load_package(torch, manifest, k, p, weights, single_threaded=False) for k, p in enumerate(paths)]
+        table = PartTable(manifest.inputs, manifest.parts)
+        paths = [[_cached_file(payloads[part_payload(k, j)]) for j in range(table.count(k))] for k in range(len(manifest.profiles))]
+        models = [[_load_package(torch, manifest, k, p, weights, single_threaded=False) for p in ps] for k, ps in enumerate(paths)]
         # NOTE: AOTInductor calls cuBLAS/cuDNN for matmuls and convolutions, which read PyTorch's
         # process-wide TF32 switches at run time (cuDNN's is on by default). The engine applies its
         # own recorded policy around each call, so an fp32 engine computes in fp32 whatever the
         # process's settings are.
         tf32 = bool(manifest.build_settings.tf32) if device.startswith("cuda") else None
-        return InductorRunner(models, device, weights, lambda k: _load_package(torch, manifest, k, paths[k], weights, single_threaded=True), tf32)
+        return InductorRunner(models, device, weights, lambda k, j: _load_package(torch, manifest, k, paths[k][j], weights, single_threaded=True),
+                              tf32, table)
+
+
+def part_payload(profile: int, part: int) -> str:
+    """The payload name of a profile's part: ``profile{k}.pt2`` for the first (the only one when not split)."""
+    return f"profile{profile}.pt2" if part == 0 else f"profile{profile}.part{part}.pt2"
 
 
 def _device_index(device: str) -> int:
@@ -329,23 +358,31 @@ def _cached_file(payload: bytes) -> str:
 class InductorRunner(Runner):
     native = "torch"
 
-    def __init__(self, models: list[Any], device: str, weights: dict[str, Any] | None,
-                 load_single_threaded: Any = None, tf32: bool | None = None) -> None:
+    def __init__(self, models: list[list[Any]], device: str, weights: dict[str, Any] | None,
+                 load_single_threaded: Any = None, tf32: bool | None = None, parts: PartTable | None = None) -> None:
         import torch
 
         self._torch = torch
         self.tf32 = tf32
-        self.models = models
+        self.models = models  # per profile, its parts' packages (one for a profile that is not split)
         self.device = device
         self.weights = weights  # kept alive: the packages use these tensors in place
         self._load_single_threaded = load_single_threaded
-        self._capture_models: dict[int, Any] = {}
+        self._capture_models: dict[tuple[int, int], Any] = {}
+        self.parts = parts
+
+    def part(self, profile: int, inputs: Sequence[Any]) -> int:
+        """The part of ``profile`` that serves these inputs (0 for a profile that is not split)."""
+        if self.parts is None or (len(self.models[profile]) == 1 and not self.parts.gaps.get(profile)):
+            return 0
+        return self.parts.select(profile, [tuple(x.shape) for x in inputs])
 
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
+        model = self.models[profile][self.part(profile, inputs)]
         if self.tf32 is None:
-            return self.models[profile].run(list(inputs))
+            return model.run(list(inputs))
         with _tf32(self._torch, self.tf32):
-            return self.models[profile].run(list(inputs))
+            return model.run(list(inputs))
 
     def capture_runner(self) -> Runner:
         """A runner for CUDA graph capture: single-threaded containers, loaded on first use."""
@@ -360,9 +397,10 @@ class _CaptureRunner(Runner):
 
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
         p = self.parent
-        if profile not in p._capture_models:
-            p._capture_models[profile] = p._load_single_threaded(profile)
+        key = (profile, p.part(profile, inputs))
+        if key not in p._capture_models:
+            p._capture_models[key] = p._load_single_threaded(*key)
         if p.tf32 is None:
-            return p._capture_models[profile].run(list(inputs))
+            return p._capture_models[key].run(list(inputs))
         with _tf32(p._torch, p.tf32):
-            return p._capture_models[profile].run(list(inputs))
+            return p._capture_models[key].run(list(inputs))

@@ -316,7 +316,7 @@ def build(
     manifest = Manifest(
         backend=name, device=device, precision=precision, inputs=built.inputs, outputs=built.outputs, profiles=plist,
         build_settings=settings, library_versions=_library_versions(), backend_data=built.backend_data,
-        dynashape_version=__version__, build_seconds=round(time.perf_counter() - t0, 3),
+        dynashape_version=__version__, build_seconds=round(time.perf_counter() - t0, 3), parts=built.parts,
     )
 
     def load() -> Engine:

@@ -270,6 +270,8 @@ class Engine:
     def _call(self, k: int, native: list[Any], ordered: list[tuple[int, ...]]) -> list[Any]:
         try:
             return self._runner.run(k, native)
+        except DynashapeError:
+            raise  # a runner's own refusal (a shape in a guard-split profile's gap) is already worded
         except Exception as e:
             # NOTE: the inputs passed every check, so this is the model failing at a shape its
             # profile allows (a dim the graph pinned); say so instead of surfacing a backend trace.

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from .._errors import ShapeError
 from .._profiles import Profile
+from .._records import DimClass, ProfilePart
 from .._specs import TensorSpec, format_shape
 
 
@@ -102,3 +103,55 @@ class ProfileTable:
                 fix = f"use profile {other}, which contains these shapes, or let the engine choose (profile=None)" if other is not None else "rebuild with a profile that covers these shapes"
                 return ShapeError(f"{self._label(i, a)} = {v} is outside profile {k}, which allows {lo}..{hi}", None, fix)
         raise AssertionError("outside_one called for shapes inside the profile")
+
+
+class PartTable:
+    """The parts of guard-split profiles (see :class:`dynashape._records.ProfilePart`), for the runner.
+
+    NOTE (why here and not in the engine's checks): the user sees one profile; which package of it
+    runs is the backend's business, like TensorRT picking a tactic. The engine has already checked
+    that the shapes lie inside the profile, so the only refusal left is a shape in a gap (a value the
+    model's own code cannot trace, e.g. where a guard ``H % 2 == 0`` fails), and that one names the
+    guard and the model line.
+    """
+
+    def __init__(self, inputs: Sequence[TensorSpec], parts: Sequence[ProfilePart]) -> None:
+        index = {s.name: i for i, s in enumerate(inputs)}
+        self.inputs = list(inputs)
+        #: profile -> its packaged parts, in payload order: [(checks, part)], checks = (input index, axis, class)
+        self.packaged: dict[int, list[tuple[list[tuple[int, int, DimClass]], ProfilePart]]] = {}
+        self.gaps: dict[int, list[tuple[list[tuple[int, int, DimClass]], ProfilePart]]] = {}
+        for p in parts:
+            checks = [(index[c.places[0][0]], c.places[0][1], c) for c in p.dims]
+            (self.packaged if p.payload is not None else self.gaps).setdefault(p.profile, []).append((checks, p))
+
+    def count(self, profile: int) -> int:
+        """How many packages profile ``profile`` has (1 for a profile that is not split)."""
+        return len(self.packaged.get(profile, ())) or 1
+
+    def select(self, profile: int, shapes: Sequence[tuple[int, ...]]) -> int:
+        """The position of the part that serves ``shapes`` among the profile's packages."""
+        parts = self.packaged.get(profile)
+        if not parts:
+            return 0
+        for j, (checks, _) in enumerate(parts):
+            if all(c.contains(shapes[i][a]) for i, a, c in checks):
+                return j
+        raise self._refusal(profile, shapes)
+
+    def _refusal(self, profile: int, shapes: Sequence[tuple[int, ...]]) -> ShapeError:
+        text = ", ".join(f"{s.name}:{format_shape(sh)}" for s, sh in zip(self.inputs, shapes, strict=True))
+        served = "; ".join(p.describe() for _, p in self.packaged[profile])
+        for checks, gap in self.gaps.get(profile, ()):
+            if all(c.contains(shapes[i][a]) for i, a, c in checks):
+                i, a, _ = checks[0]
+                where = f" (made by {'; '.join(gap.sources)})" if gap.sources else ""
+                return ShapeError(
+                    f"input '{self.inputs[i].name}' {self.inputs[i].dim_label(a)} = {shapes[i][a]} is inside profile "
+                    f"{profile}, but the model's code cannot run there (shapes {text}): it fails the guard "
+                    f"`{' and '.join(gap.guards)}`{where}",
+                    f"the values profile {profile} serves: {served}",
+                    "resize the input to a served value, or change the model code named above",
+                )
+        return ShapeError(f"shapes {text} are inside profile {profile} but in none of its parts",
+                          f"the values profile {profile} serves: {served}", "resize the input to a served value")

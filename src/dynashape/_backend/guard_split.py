@@ -1,0 +1,405 @@
+"""Guard-split profiles: a profile whose dims the model's code guards is built as several parts.
+
+torch.export refuses a named ``Dim(min, max)`` when the traced code guards it with a condition
+that a range cannot express: a parity test (``((H - 1) // 2) % 2 != 0``, made by a pooling layer's
+output-size arithmetic or a ``if h % 2: pad``), a divisibility test, a comparison that picks a
+branch. Each such guard says where the trace is valid; the profile is split into the fewest parts
+in which every guard holds, one package per part, and the runtime picks the part from the input
+shape (:class:`dynashape._engine.selection.PartTable`).
+
+How the parts are found:
+
+1. Export with ``Dim.DYNAMIC(min, max)`` at the opt shape. torch then keeps the dims symbolic and
+   records its guards in the shape env instead of refusing (it does not check them at run time: the
+   package silently computes garbage at a shape of another parity, which is why the guards must be
+   read and enforced here).
+2. Guards that hold over the whole range (torch's own interval analysis proves them) are dropped.
+   The rest must each involve one dim; each is evaluated at every integer of the dim's range, giving
+   the set of values where the trace is valid. Where that set misses values, the export is repeated
+   with an example among them, which takes the other branch and gives the next class; a value at
+   which the export itself fails becomes a gap (with the values that fail the same guards).
+3. Each class must be a sub-range intersected with residue classes (``lo <= v <= hi`` and
+   ``v % m in R``); a part is one class per dim. Each part is exported again inside its own class and
+   its guards are checked to hold on the whole part, so a part's package is only ever called at
+   shapes where torch's trace is valid.
+
+NOTE (why a part is a set of residues, not a derived dim ``Dim('k') * m + r``): the classes that
+real models produce hold several residues (fcn_resnet50's ``((H - 1) // 2) % 2 != 0`` is
+``H % 4 in {0, 3}``). A derived dim is one linear form, so it would need one package per residue: 16
+AOTInductor compiles for H and W instead of 4. The trace of a class is valid at every value of the
+class (that is what its guards say), and the engine checks the class before it calls the package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import sysconfig
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import BackendError
+from .._profiles import Profile
+from .._records import DimClass, ProfilePart
+from .._specs import TensorSpec
+
+#: the largest modulus tried when a class is written as residues (fcn_resnet50 needs 4)
+MAX_MODULUS = 64
+#: parts per profile, and torch.export calls per profile, before the split gives up
+MAX_PARTS = 64
+MAX_EXPORTS = 48
+
+
+def dim_symbol(spec: TensorSpec, axis: int) -> str:
+    """The name of a dynamic dim: the model's symbol, or ``<input>_dim<axis>`` when it has none."""
+    d = spec.shape[axis]
+    return d if isinstance(d, str) else f"{spec.name}_dim{axis}"
+
+
+@dataclass
+class FreeDim:
+    """A dim the profile leaves free: its symbol, where it appears, and its range."""
+
+    name: str
+    places: list[tuple[int, int]]  # (input index, axis)
+    lo: int
+    opt: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class _Guard:
+    expr: Any  # sympy, in the dim's own symbol (``sympy.Symbol(name, integer=True)``)
+    text: str
+    source: str
+
+
+@dataclass
+class _Trace:
+    """One ``Dim.DYNAMIC`` export and what its guards allow, per dim."""
+
+    program: Any
+    allowed: dict[str, frozenset[int]]  # dim name -> values where every guard on that dim holds
+    guards: dict[str, list[_Guard]]  # dim name -> the guards that restrict it
+
+
+@dataclass
+class PlannedPart:
+    """A part to compile (``program`` set) or a gap to refuse (``program`` None)."""
+
+    part: ProfilePart
+    program: Any = None
+    example: dict[str, int] = field(default_factory=dict)
+
+
+def free_dims(inputs: Sequence[TensorSpec], profile: Profile) -> list[FreeDim]:
+    by_name: dict[str, FreeDim] = {}
+    for i, spec in enumerate(inputs):
+        r = profile[spec.name]
+        for axis in r.dynamic_axes:
+            lo, opt, hi = r.dim(axis)
+            name = dim_symbol(spec, axis)
+            by_name.setdefault(name, FreeDim(name, [], lo, opt, hi)).places.append((i, axis))
+    return list(by_name.values())
+
+
+def _near(values: Sequence[int], target: int) -> int:
+    """The value closest to ``target``, avoiding 0 and 1 (torch.export specializes an example of 0 or 1)."""
+    return min(values, key=lambda v: (v < 2, abs(v - target), v))
+
+
+class _Splitter:
+    """The state of one profile's split: the exports made so far and what they allow."""
+
+    def __init__(self, torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile,
+                 dims: list[FreeDim], make_example: Callable[[int, tuple[int, ...]], Any]) -> None:
+        import sympy
+
+        self.torch, self.sympy = torch, sympy
+        self.module, self.inputs, self.profile, self.dims = module, list(inputs), profile, dims
+        self.make_example = make_example
+        self.exports = 0
+        self._cache: dict[tuple[Any, int], bool] = {}
+        self._traces: dict[Any, _Trace] = {}
+
+    # -- one export -----------------------------------------------------------------------------
+
+    def trace(self, example: dict[str, int], ranges: dict[str, tuple[int, int]]) -> _Trace:
+        key = (tuple(sorted(example.items())), tuple(sorted(ranges.items())))
+        if key not in self._traces:
+            self._traces[key] = self._trace(example, ranges)
+        return self._traces[key]
+
+    def _trace(self, example: dict[str, int], ranges: dict[str, tuple[int, int]]) -> _Trace:
+        torch = self.torch
+        self.exports += 1
+        if self.exports > MAX_EXPORTS:
+            raise self._error(f"the split needs more than {MAX_EXPORTS} exports", None)
+        shapes, args = [], []
+        for i, spec in enumerate(self.inputs):
+            shape = list(self.profile[spec.name].opt)
+            axes = {}
+            for d in self.dims:
+                for j, axis in d.places:
+                    if j == i:
+                        shape[axis] = example[d.name]
+                        lo, hi = ranges[d.name]
+                        if lo < hi:
+                            axes[axis] = torch.export.Dim.DYNAMIC(min=lo, max=hi)
+            shapes.append(axes or None)
+            args.append(self.make_example(i, tuple(shape)))
+        with _guard_sources() as sources:
+            ep = torch.export.export(self.module, tuple(args), dynamic_shapes=(tuple(shapes),))
+        return self._read(ep, ranges, sources)
+
+    def _read(self, ep: Any, ranges: dict[str, tuple[int, int]], sources: dict[str, str]) -> _Trace:
+        sympy = self.sympy
+        names = set(ep.graph_signature.user_inputs)
+        vals = [n.meta["val"] for n in ep.graph.nodes if n.op == "placeholder" and n.name in names]
+        sym_to_dim: dict[Any, FreeDim] = {}
+        shape_env = None
+        for d in self.dims:
+            lo, hi = ranges[d.name]
+            for i, axis in d.places:
+                v = vals[i].shape[axis]
+                if lo == hi:
+                    continue
+                if isinstance(v, int):
+                    raise self._error(f"torch.export fixed {d.name} to {v}", None)
+                expr = v.node.expr
+                shape_env = v.node.shape_env
+                if not isinstance(expr, sympy.Symbol) or sym_to_dim.get(expr, d) is not d:
+                    raise self._error(f"torch.export relates {d.name} to other dims ({d.name} = {expr})", None)
+                sym_to_dim[expr] = d
+        allowed = {d.name: frozenset(range(ranges[d.name][0], ranges[d.name][1] + 1)) for d in self.dims}
+        guards: dict[str, list[_Guard]] = {d.name: [] for d in self.dims}
+        if shape_env is None:
+            return _Trace(ep, allowed, guards)
+        seen = set()
+        for g in shape_env.guards:
+            expr = g.expr
+            with contextlib.suppress(Exception):
+                expr = shape_env.simplify(expr)
+            free = expr.free_symbols
+            if not free or expr in seen or not free <= set(sym_to_dim):
+                continue
+            seen.add(expr)
+            if _always(expr, {s: ranges[sym_to_dim[s].name] for s in free}):
+                continue
+            text = _text(expr, {s: sym_to_dim[s].name for s in free})
+            source = sources.get(str(g.expr)) or sources.get(str(expr)) or ""
+            if len(free) > 1:
+                raise self._error(f"the guard `{text}` relates several dims", source)
+            (sym,) = free
+            d = sym_to_dim[sym]
+            guard = _Guard(expr.xreplace({sym: self._sym(d.name)}), text, source)
+            lo, hi = ranges[d.name]
+            allowed[d.name] = allowed[d.name] & frozenset(v for v in range(lo, hi + 1) if self._holds(guard, v))
+            guards[d.name].append(guard)
+        return _Trace(ep, allowed, guards)
+
+    def _sym(self, name: str) -> Any:
+        return self.sympy.Symbol(name, integer=True)
+
+    def _holds(self, g: _Guard, v: int) -> bool:
+        key = (g.expr, v)
+        if key not in self._cache:
+            (sym,) = g.expr.free_symbols
+            r = g.expr.xreplace({sym: self.sympy.Integer(v)})
+            if r not in (self.sympy.true, self.sympy.false):
+                raise self._error(f"the guard `{g.text}` does not evaluate at {sym} = {v}", g.source)
+            self._cache[key] = bool(r)
+        return self._cache[key]
+
+    def _error(self, what: str, source: str | None) -> BackendError:
+        where = f" (made by {source})" if source else ""
+        return BackendError(
+            f"torch.export cannot keep the profile's dims dynamic ({self.profile.describe()}), and the profile "
+            f"cannot be split into parts: {what}{where}",
+            "guards that each test one dim (parity, divisibility, a comparison), so that the profile splits into "
+            "sub-ranges and residue classes",
+            "narrow the profile to values where the guard holds (one profile per branch), or change the model code "
+            "named above so that it does not branch on the dim",
+        )
+
+    # -- the split ------------------------------------------------------------------------------
+
+    def plan(self) -> list[PlannedPart]:
+        full = {d.name: (d.lo, d.hi) for d in self.dims}
+        opt = {d.name: d.opt if d.opt >= 2 else min(2, d.hi) for d in self.dims}
+        first = self.trace(opt, full)
+        classes: dict[str, list[frozenset[int]]] = {}
+        gaps: list[PlannedPart] = []
+        for d in self.dims:
+            classes[d.name] = [first.allowed[d.name]]
+            known = list(first.guards[d.name])
+            covered = set(first.allowed[d.name])
+            while True:
+                rest = [v for v in range(d.lo, d.hi + 1) if v not in covered]
+                if not rest:
+                    break
+                v = _near(rest, d.opt)
+                try:
+                    t = self.trace({**opt, d.name: v}, full)
+                except BackendError:
+                    raise
+                except Exception as e:
+                    # The model cannot be traced at v: v and every value that fails the same
+                    # guards are a gap, refused at run time with those guards as the reason.
+                    sig = self._signature(known, v)
+                    group = frozenset(u for u in rest if self._signature(known, u) == sig)
+                    failed = [g for g, ok in zip(known, sig, strict=True) if not ok]
+                    texts = [g.text for g in failed] or [f"torch.export fails at {d.name} = {v}: {' '.join(str(e).split())[:200]}"]
+                    gaps.append(PlannedPart(ProfilePart(-1, (self._dim_class(d, group, loose=True),), tuple(texts),
+                                                        tuple(dict.fromkeys(g.source for g in failed if g.source)))))
+                    covered |= group
+                    continue
+                allowed = t.allowed[d.name]
+                if v not in allowed:
+                    raise self._error(f"the export at {d.name} = {v} records guards that exclude {v}", None)
+                classes[d.name].append(allowed)
+                known += [g for g in t.guards[d.name] if g not in known]
+                covered |= allowed
+        combos = list(itertools.product(*(classes[d.name] for d in self.dims)))
+        if len(combos) > MAX_PARTS:
+            raise self._error(f"the guards split it into {len(combos)} parts (at most {MAX_PARTS})", None)
+        parts = []
+        for combo in combos:
+            dim_classes = []
+            example = {}
+            for d, values in zip(self.dims, combo, strict=True):
+                c = self._dim_class(d, values)
+                example[d.name] = _near(sorted(values), d.opt)
+                if (c.lo, c.hi, c.modulus) != (d.lo, d.hi, 1):
+                    dim_classes.append(c)
+            # NOTE: each part keeps the profile's whole range in its export (the engine checks the
+            # class before it calls the package), so the traces made while finding the classes are
+            # reused whenever a part's example is one of theirs.
+            t = self.trace(example, full)
+            for c in dim_classes:
+                missing = [v for v in range(c.lo, c.hi + 1) if c.contains(v) and v not in t.allowed[c.name]]
+                if missing:
+                    raise self._error(f"the part {c.describe()} traced at {c.name} = {example[c.name]} is not valid "
+                                      f"at {c.name} = {missing[0]}", None)
+            guard_list = [g for d in self.dims for g in t.guards[d.name]]
+            part = ProfilePart(-1, tuple(dim_classes), tuple(dict.fromkeys(g.text for g in guard_list)),
+                               tuple(dict.fromkeys(g.source for g in guard_list if g.source)))
+            parts.append(PlannedPart(part, t.program, example))
+        return parts + gaps
+
+    def _signature(self, guards: list[_Guard], v: int) -> tuple[bool, ...]:
+        return tuple(self._holds(g, v) for g in guards)
+
+    def _dim_class(self, d: FreeDim, values: frozenset[int], *, loose: bool = False) -> DimClass:
+        """``values`` as ``lo..hi`` and residues modulo the smallest modulus that describes them exactly."""
+        places = tuple((self.inputs[i].name, a) for i, a in d.places)
+        lo, hi = min(values), max(values)
+        for m in range(1, MAX_MODULUS + 1):
+            residues = {v % m for v in values}
+            if all((v in values) == (v % m in residues) for v in range(lo, hi + 1)):
+                return DimClass(d.name, places, lo, hi, m, tuple(sorted(residues)))
+        if loose:  # a gap only names the values in its message
+            return DimClass(d.name, places, lo, hi)
+        raise self._error(f"the values of {d.name} where its guards hold are not a range with residue classes "
+                          f"(modulus up to {MAX_MODULUS}): {sorted(values)[:12]}...", None)
+
+
+def split_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile,
+                  make_example: Callable[[int, tuple[int, ...]], Any]) -> list[PlannedPart]:
+    """The parts of ``profile`` (packages to compile first, then gaps); ``ProfilePart.profile`` is -1 until
+    the caller numbers them."""
+    dims = free_dims(inputs, profile)
+    return _Splitter(torch, module, inputs, profile, dims, make_example).plan()
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _always(expr: Any, ranges: dict[Any, tuple[int, int]]) -> bool:
+    """True when torch's interval analysis proves ``expr`` over the ranges."""
+    try:
+        from torch.utils._sympy.value_ranges import ValueRanges, bound_sympy
+
+        vr = bound_sympy(expr, {s: ValueRanges(lo, hi) for s, (lo, hi) in ranges.items()})
+        return bool(vr.is_singleton() and vr.lower)
+    except Exception:
+        return False
+
+
+def _text(expr: Any, names: dict[Any, str]) -> str:
+    """A guard in the dims' names, as Python (``((H - 1)//2) % 2 != 0``) where torch's printer is there."""
+    import sympy
+
+    named = expr.xreplace({s: sympy.Symbol(n, integer=True) for s, n in names.items()})
+    try:
+        from torch.utils._sympy.printers import PythonPrinter
+
+        return str(PythonPrinter().doprint(named))
+    except Exception:
+        return str(named)
+
+
+_SKIP_DIRS: tuple[str, ...] = ()
+
+
+def _skip_dirs() -> tuple[str, ...]:
+    global _SKIP_DIRS
+    if not _SKIP_DIRS:
+        import torch
+
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        paths = sysconfig.get_paths()
+        _SKIP_DIRS = tuple(os.path.join(os.path.realpath(p), "") for p in
+                           (os.path.dirname(torch.__file__), here, paths["stdlib"], paths.get("platstdlib", paths["stdlib"])))
+    return _SKIP_DIRS
+
+
+def _user_frame(stack: traceback.StackSummary) -> str | None:
+    """The innermost frame outside torch, dynashape and the standard library: the model's line."""
+    skip = _skip_dirs()
+    for f in reversed(stack):
+        path = os.path.realpath(f.filename)
+        if f.filename.startswith("<") or path.startswith(skip):
+            continue
+        code = f" `{f.line.strip()}`" if f.line else ""
+        return f"{f.filename}:{f.lineno} in {f.name}{code}"
+    return None
+
+
+@contextlib.contextmanager
+def _guard_sources() -> Iterator[dict[str, str]]:
+    """Guard text -> the model's source line, from torch's "[guard added]" log record at the moment it is made.
+
+    NOTE: torch's own record of where a guard comes from (``ShapeGuard.sloc``) names a torch frame
+    (``nn/modules/module.py in _call_impl``) under non-strict export; the stack at the moment the
+    guard is logged still holds the model's frame, in torch 2.11 and 2.13 alike.
+    """
+    found: dict[str, str] = {}
+
+    class _Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "[guard added]" not in str(record.msg):
+                return
+            frame = _user_frame(traceback.extract_stack())
+            if frame is None:
+                return
+            for a in record.args if isinstance(record.args, tuple) else ():
+                found.setdefault(str(a), frame)
+
+    logger = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    old = (logger.level, logger.propagate, logger.handlers[:])
+    # The INFO records are for us alone: torch's own handler on this logger and the user's handlers
+    # (through propagation) keep seeing only what they saw before.
+    logger.handlers = [_Handler(logging.INFO)]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield found
+    finally:
+        logger.setLevel(old[0])
+        logger.propagate = old[1]
+        logger.handlers = old[2]

@@ -1,0 +1,194 @@
+"""Guard-split profiles on the inductor backend: a model whose code guards its dims still builds as one profile.
+
+The network guards H the way fcn_resnet50 does under torch 2.11 (``((H - 1) // 2) % 2 != 0``, there
+made by max-pooling's output-size arithmetic): a stride-2 conv, then a pad that makes the map even
+before a second stride-2 conv whose upsampled output is added back to it. Eager PyTorch runs at
+every H; torch.export refuses a ``Dim`` for H. W goes through the same layers at stride 1, so it
+stays free and unguarded: the split must restrict H alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import dynashape
+from dynashape import Profile
+from dynashape._backend.guard_split import split_profile
+from dynashape._engine.selection import PartTable
+from dynashape._errors import BackendError, ShapeError
+from dynashape._records import ProfilePart
+from dynashape._specs import TensorSpec
+
+pytestmark = pytest.mark.slow  # one AOTInductor build of two parts (~60 s on 2 CPU cores), shared by the module
+
+LO, HI = 30, 41
+PROFILE = Profile({"x": ((1, 3, LO, LO), (1, 3, 36, 36), (1, 3, HI, HI))})
+SPEC = [TensorSpec("x", "float32", (1, 3, "H", "W"))]
+TOL = {"atol": 1e-5, "rtol": 1e-4}
+
+
+class ParityNet(nn.Module):
+    """A two-level encoder-decoder whose skip connection needs an even map: it pads odd ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.down1 = nn.Conv2d(3, 4, 3, (2, 1), 1)
+        self.down2 = nn.Conv2d(4, 4, 3, (2, 1), 1)
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.down1(x))
+        if (y.shape[2] - 1) % 2 == 0:  # the guard: ((H - 1) // 2) % 2 == 0, i.e. an odd map
+            y = F.pad(y, (0, 0, 0, 1))
+        z = F.interpolate(self.down2(y), scale_factor=(2.0, 1.0), mode="nearest")
+        z = self.head(z + y)
+        return F.interpolate(z, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class EvenOnly(nn.Module):
+    """Runs only at even H (even rows plus odd rows): odd H is a gap, not a part."""
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor]:
+        x = xs[0]
+        return (x[:, :, 0::2] + x[:, :, 1::2],)
+
+
+class Related(nn.Module):
+    """Branches on H > W: a guard that relates two dims, which no split by residues can serve."""
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor]:
+        x = xs[0]
+        if x.shape[2] > x.shape[3]:
+            return (x.transpose(2, 3).contiguous(),)
+        return (x * 2,)
+
+
+class Args(nn.Module):
+    """``forward(*inputs) -> tuple``, as the builder hands modules to the backend."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.inner(xs[0]),)
+
+
+def _split(module: nn.Module, profile: Profile = PROFILE) -> list:
+    return split_profile(torch, module.eval(), SPEC, profile, lambda i, shape: torch.rand(shape))
+
+
+@pytest.fixture(scope="module")
+def model() -> ParityNet:
+    return ParityNet().eval()
+
+
+@pytest.fixture(scope="module")
+def engine(model: ParityNet) -> dynashape.Engine:
+    return dynashape.build(model, PROFILE, backend="inductor", example_inputs={"x": torch.rand(1, 3, 36, 36)},
+                           dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True)
+
+
+def test_torch_export_refuses_the_profile(model: ParityNet) -> None:
+    x = torch.rand(1, 3, 36, 36)
+    dims = {2: torch.export.Dim("H", min=LO, max=HI), 3: torch.export.Dim("W", min=LO, max=HI)}
+    with pytest.raises(Exception, match=r"satisfy the generated guard") as info:
+        torch.export.export(model, (x,), dynamic_shapes=(dims,))
+    assert "H" in str(info.value) and "W = " not in str(info.value)  # W is free of guards
+
+
+def test_dynamic_export_keeps_the_guard_out_of_its_ranges(model: ParityNet) -> None:
+    """Why the split is needed: Dim.DYNAMIC exports, but only the Python module checks the guard.
+
+    The program's range constraints (all that an AOTInductor package checks at run time) admit
+    every H of the profile; a package compiled from it computes garbage at the other parity
+    (errors of 1e17 seen on this net), while ``ep.module()`` refuses with the guard.
+    """
+    x = torch.rand(1, 3, 36, 36)
+    dims = {2: torch.export.Dim.DYNAMIC(min=LO, max=HI), 3: torch.export.Dim.DYNAMIC(min=LO, max=HI)}
+    ep = torch.export.export(model, (x,), dynamic_shapes=(dims,))
+    assert sorted((int(r.lower), int(r.upper)) for r in ep.range_constraints.values()) == [(LO, HI), (LO, HI)]
+    program = ep.module()
+    same, other = torch.rand(1, 3, 39, 33), torch.rand(1, 3, 37, 33)  # 39 = 4*9+3 takes 36's branch, 37 does not
+    with torch.no_grad():
+        np.testing.assert_allclose(program(same).numpy(), model(same).numpy(), **TOL)
+        with pytest.raises(AssertionError, match="Guard failed"):
+            program(other)
+
+
+def test_parts_cover_every_height_once_per_class() -> None:
+    parts = [p.part for p in _split(Args(ParityNet()))]
+    assert len(parts) == 2 and all(p.dims for p in parts)
+    classes = {(c.name, c.modulus, c.residues) for p in parts for c in p.dims}
+    assert classes == {("H", 4, (0, 3)), ("H", 4, (1, 2))}  # H = 4k or 4k+3; H = 4k+1 or 4k+2
+    for h in range(LO, HI + 1):
+        assert sum(c.contains(h) for p in parts for c in p.dims) == 1, h
+    assert any("% 2" in g for p in parts for g in p.guards)
+    assert all(any("test_guard_split.py" in s and "if (y.shape[2] - 1) % 2 == 0" in s for s in p.sources) for p in parts)
+
+
+def test_engine_is_one_profile_with_two_parts(engine: dynashape.Engine) -> None:
+    assert len(engine.profiles) == 1
+    assert engine.select_profile({"x": (1, 3, 37, 30)}) == 0
+    parts = engine.manifest.parts
+    assert [p.payload for p in parts] == ["profile0.pt2", "profile0.part1.pt2"]
+    assert {"profile0.pt2", "profile0.part1.pt2", "weights.pt"} == set(engine._payloads)
+
+
+def test_matches_eager_at_every_shape(engine: dynashape.Engine, model: ParityNet) -> None:
+    rng = np.random.default_rng(0)
+    for h, w in itertools.product(range(LO, HI + 1), range(LO, HI + 1)):
+        x = rng.random((1, 3, h, w), dtype=np.float32)
+        got = engine.run({"x": x})
+        out = next(iter(got.values()))
+        with torch.no_grad():
+            want = model(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(out, want, **TOL, err_msg=f"H={h} W={w}")
+
+
+def test_save_load_and_inspect(engine: dynashape.Engine, model: ParityNet, tmp_path) -> None:
+    path = tmp_path / "parity.engine"
+    engine.save(path)
+    loaded = dynashape.load(path)
+    assert loaded.manifest.parts == engine.manifest.parts
+    x = np.random.default_rng(1).random((1, 3, HI, LO), dtype=np.float32)  # 41 = 4*10+1: the second part
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(next(iter(loaded.run({"x": x}).values())), want, **TOL)
+    text = str(dynashape.inspect(path))
+    assert "part 0 (profile0.pt2): H in 31..40 with H % 4 in {0, 3}" in text
+    assert "part 1 (profile0.part1.pt2): H in 30..41 with H % 4 in {1, 2}" in text
+    assert "guards:" in text and "if (y.shape[2] - 1) % 2 == 0" in text
+    assert dynashape.inspect(path).to_json()["parts"][1]["dims"][0]["residues"] == [1, 2]
+
+
+def test_gap_is_refused_with_the_guard() -> None:
+    planned = _split(EvenOnly())
+    packaged = [p.part for p in planned if p.program is not None]
+    gaps = [p.part for p in planned if p.program is None]
+    assert [c.describe() for p in packaged for c in p.dims] == ["H in 30..40 with H % 2 in {0}"]
+    assert len(gaps) == 1 and gaps[0].dims[0].residues == (1,)
+    table = PartTable(SPEC, [ProfilePart(0, p.dims, p.guards, p.sources, "profile0.pt2") for p in packaged]
+                      + [ProfilePart(0, g.dims, g.guards, g.sources) for g in gaps])
+    assert table.select(0, [(1, 3, 34, 31)]) == 0
+    with pytest.raises(ShapeError) as info:
+        table.select(0, [(1, 3, 35, 31)])
+    text = str(info.value)
+    assert "dim 2 (H) = 35 is inside profile 0" in text and "% 2" in text
+    assert "return (x[:, :, 0::2] + x[:, :, 1::2],)" in text  # the model line that made the guard
+    assert "H in 30..40 with H % 2 in {0}" in text
+
+
+def test_guard_relating_two_dims_is_one_clear_error() -> None:
+    with pytest.raises(BackendError) as info:
+        _split(Related())
+    text = str(info.value)
+    assert "relates several dims" in text and "H" in text and "W" in text
+    assert "if x.shape[2] > x.shape[3]:" in text
