@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-from _common import machine_info, today, write_atomic, write_json  # noqa: E402
+from _common import machine_info, today, write_atomic, write_json
 
-import dynashape  # noqa: E402
-from dynashape.serve import Batcher  # noqa: E402
+import dynashape
+from dynashape.serve import Batcher
 
 LADDER = [16, 24, 32, 48, 64, 96, 128]
 
