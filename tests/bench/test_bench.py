@@ -55,7 +55,7 @@ def test_bench_with_real_inputs(seg_engine: dynashape.Engine) -> None:
 
 
 def test_bench_errors(seg_engine: dynashape.Engine) -> None:
-    with pytest.raises(DynashapeError, match="iterations >= 1"):
+    with pytest.raises(DynashapeError, match=r"iterations=0 \| an integer >= 1"):
         dynashape.bench(seg_engine, iterations=0)
     with pytest.raises(ShapeError, match="outside every profile"):
         dynashape.bench(seg_engine, {"input_1": (1, 3, 1024, 1024)}, iterations=1, warmup_ms=0, duration_s=0)
@@ -105,3 +105,22 @@ def test_compare_inductor_with_pytorch(sr_engine: dynashape.Engine, sr_model) ->
     result = dynashape.compare(sr_engine, sr_model)  # every profile's min/opt/max
     assert result.passed, str(result)
     assert len(result.rows) == 6 and {r.profile for r in result.rows} == {0, 1}
+
+
+# -- user data ------------------------------------------------------------------------------------
+
+def test_bench_and_compare_with_user_data(tmp_path: Path, seg_engine_2: dynashape.Engine, seg_onnx: str,
+                                          capfd: pytest.CaptureFixture[str]) -> None:
+    """An .npz with a leading index: one timed set and one compared row per feed."""
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 1, 3, 64, 96), dtype=np.float32)
+    path = tmp_path / "feeds.npz"
+    np.savez(path, input_1=x)
+    results = dynashape.bench(seg_engine_2, data=str(path), iterations=2, warmup_ms=0, duration_s=0)
+    assert [r.shapes for r in results] == [{"input_1": (1, 3, 64, 96)}] * 2
+    assert "bench: input_1:1x3x64x96 (2 of 2)" in capfd.readouterr().err
+    result = dynashape.compare(seg_engine_2, seg_onnx, data=str(path), atol=1e-3, rtol=1e-3, quiet=True)
+    assert result.passed and len(result.rows) == 2
+    assert "[dynashape" not in capfd.readouterr().err
+    with pytest.raises(DynashapeError, match=r"names \['image'\] that are not inputs \| one array per input: input_1"):
+        dynashape.compare(seg_engine_2, seg_onnx, data={"image": x[0]})

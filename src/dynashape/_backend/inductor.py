@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
+from .. import _progress
 from .._deps import require
 from .._dtypes import DTYPES, to_torch
 from .._engine.selection import PartTable
@@ -238,7 +239,7 @@ class InductorBackend(Backend):
         with tempfile.TemporaryDirectory(prefix="dynashape-aoti-") as tmp, torch.no_grad(), _tf32(torch, settings.tf32):
             for k, profile in enumerate(profiles):
                 t = time.perf_counter()
-                log.info("profile %d/%d: torch.export + AOTInductor (%s)", k + 1, len(profiles), profile.describe())
+                _progress.say(f"build: profile {k + 1} of {len(profiles)}: torch.export + AOTInductor ({profile.describe()})")
                 planned = export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs)
                 packaged = [p for p in planned if p.program is not None]
                 if len(planned) > 1 or planned[0].part.dims:

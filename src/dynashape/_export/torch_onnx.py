@@ -7,7 +7,7 @@ import io
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,10 +171,11 @@ def _rename_dim_params(model: Any, mapping: Mapping[str, str]) -> None:
 def _export_torchscript(torch: Any, adapter: Any, args: tuple[Any, ...], tmp: str, names: list[str], out_names: list[str], axes: Mapping[str, Mapping[int, str]], opset: int | None) -> None:
     kwargs: dict[str, Any] = {"dynamo": False} if _has_dynamo_flag(torch) else {}
     try:
-        torch.onnx.export(
-            adapter, args, tmp, input_names=names, output_names=out_names,
-            dynamic_axes={n: dict(a) for n, a in axes.items()}, opset_version=opset, **kwargs,
-        )
+        with _native_stdout_to_log():
+            torch.onnx.export(
+                adapter, args, tmp, input_names=names, output_names=out_names,
+                dynamic_axes={n: dict(a) for n, a in axes.items()}, opset_version=opset, **kwargs,
+            )
     except Exception as e:
         text = _first_lines(e, 3)
         op = re.search(r"operator '?([\w:.]+)'? to ONNX opset version (\d+)", str(e))
@@ -184,6 +185,34 @@ def _export_torchscript(torch: Any, adapter: Any, args: tuple[Any, ...], tmp: st
             "a model that the TorchScript exporter can trace",
             "use the dynamo exporter (dynamo=True; on the CLI --exporter dynamo)",
         ) from e
+
+
+@contextlib.contextmanager
+def _native_stdout_to_log() -> Iterator[None]:
+    """Send what C++ code prints to stdout (the TorchScript exporter prints its whole IR graph, some
+    300 lines, when a symbolic fails) to the debug log instead of the user's terminal."""
+    import sys
+    import tempfile
+
+    sys.stdout.flush()
+    fd = 1  # C++ writes to the process's fd 1, whatever sys.stdout is now
+    try:
+        saved = os.dup(fd)
+    except OSError:  # no fd 1 (a daemon): nothing reaches a terminal anyway
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            if text.strip():
+                logging.getLogger("dynashape").debug("the TorchScript exporter printed:\n%s", text)
 
 
 def _pin_static_output_dims(onnx: Any, path: str, out_names: list[str], ref: Sequence[Any], axes: Mapping[str, Mapping[int, str]]) -> None:
@@ -376,7 +405,7 @@ def _export(model: Any, example_inputs: Any, path: str | os.PathLike[str], *, in
     model.eval()
     exporter = "dynamo" if dynamo else "torchscript"
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _progress.warnings_summary("export"):
             with watch_embeddings(model, dict(zip(names, tensors, strict=True))) as watch:
                 ref = flatten_outputs(adapter(*tensors))
             hints = watch.hints
@@ -388,7 +417,8 @@ def _export(model: Any, example_inputs: Any, path: str | os.PathLike[str], *, in
                     f"inputs {names} or outputs {out_names}",
                 )
             args = tuple(tensors)
-            with _progress.stage(f"export: {type(model).__name__} with the {exporter} exporter"), _progress.warnings_summary("export"):
+            shown = type(getattr(model, "inner", model) if isinstance(model, IOAdapter) else model).__name__
+            with _progress.stage(f"export: {shown} with the {exporter} exporter"):
                 if dynamo:
                     # NOTE: torch.export specializes a dynamic dim whose example is 0 or 1; trace with 2 there.
                     grown = {s: max(v, 2) for s, v in sym_example.items()}

@@ -38,11 +38,28 @@ class Workload:
         return len(self.rows)
 
     def distinct(self) -> tuple[np.ndarray, np.ndarray]:
-        """(distinct rows sorted lexicographically, summed weight of each)."""
+        """(distinct rows sorted lexicographically, summed weight of each).
+
+        NOTE: rows are packed into one int64 key per request (mixed radix over each dim's range), so
+        a million requests take one 1-D ``np.unique`` (~0.1 s) instead of ``unique(axis=0)`` (seconds).
+        """
         if self.requests == 0:
             return self.rows, self.weights
-        uniq, inv = np.unique(self.rows, axis=0, return_inverse=True)
-        return uniq, np.bincount(inv.reshape(-1), weights=self.weights, minlength=len(uniq))
+        lo = self.rows.min(axis=0)
+        span = self.rows.max(axis=0) - lo + 1
+        if float(np.prod(span.astype(np.float64))) >= 2.0**62:
+            uniq, inv = np.unique(self.rows, axis=0, return_inverse=True)
+            return uniq, np.bincount(inv.reshape(-1), weights=self.weights, minlength=len(uniq))
+        key = np.zeros(self.requests, dtype=np.int64)
+        for j in range(self.rows.shape[1]):
+            key = key * span[j] + (self.rows[:, j] - lo[j])
+        ukey, inv = np.unique(key, return_inverse=True)
+        rows = np.empty((len(ukey), self.rows.shape[1]), dtype=np.int64)
+        rest = ukey.copy()
+        for j in range(self.rows.shape[1] - 1, -1, -1):
+            rows[:, j] = rest % span[j] + lo[j]
+            rest //= span[j]
+        return rows, np.bincount(inv.reshape(-1), weights=self.weights, minlength=len(ukey))
 
     def column(self, dim: str) -> np.ndarray:
         return self.rows[:, self.dims.index(dim)]
