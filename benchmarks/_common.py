@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 
