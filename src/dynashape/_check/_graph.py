@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -90,17 +91,29 @@ class Graph:
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.*)')
 
 
+# dynashape's own files (the IOAdapter every export traces through) are never the user's line.
+_OWN = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _internal(path: str) -> bool:
+    p = path.replace("\\", "/")
+    return "/torch/" in p or os.path.abspath(path).startswith(_OWN)
+
+
 def source_of(node: Any) -> str | None:
     """Where the node came from in the user's PyTorch code.
 
     The dynamo exporter records a stack trace per node (``pkg.torch.onnx.stack_trace``); the last
     frame outside torch's own files is the user's line. The TorchScript exporter records only the
-    module path, in the node name (``/layer1/fc/Gemm`` -> module ``layer1.fc``).
+    module path, in the node name (``/layer1/fc/Gemm`` -> module ``layer1.fc``). Frames in torch and in
+    dynashape itself are skipped.
     """
     props = {p.key: p.value for p in node.metadata_props}
     trace = props.get("pkg.torch.onnx.stack_trace", "")
-    frames = [m for m in _FRAME.finditer(trace) if "/torch/" not in m.group(1) and "/site-packages/" not in m.group(1)]
+    frames = [m for m in _FRAME.finditer(trace) if not _internal(m.group(1))]
     if frames:
+        # NOTE: the deepest frame of the model's own code: the user's file, or the library that holds
+        # the model (transformers' modeling_*.py), which is where the pinning line is.
         f = frames[-1]
         return f"{f.group(1)}:{f.group(2)} `{f.group(4).strip()}`"
     scopes = props.get("pkg.torch.onnx.name_scopes")

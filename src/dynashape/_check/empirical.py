@@ -57,7 +57,7 @@ def symbols_of(inputs: Sequence[TensorSpec]) -> list[Symbol]:
 def _default(sym: Symbol) -> int:
     # NOTE: 2 for a leading (batch-like) dim, 16 elsewhere: small, even, and divisible by the
     # strides of typical CNNs and by attention head counts.
-    return 2 if all(a == 0 for _, a in sym.where) else 16
+    return 2 if _batch_like(sym) else _LADDER[0]
 
 
 def shapes_for(inputs: Sequence[TensorSpec], symbols: Sequence[Symbol], values: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
@@ -66,6 +66,12 @@ def shapes_for(inputs: Sequence[TensorSpec], symbols: Sequence[Symbol], values: 
         s.name: tuple(d if isinstance(d, int) else values[by_pos[(s.name, a)]] for a, d in enumerate(s.shape))
         for s in inputs
     }
+
+
+# NOTE: sizes tried for non-batch dims when the graph suggests none, smallest first: a conv stack
+# needs at least its receptive field (ConvNeXt's 4 stages 32, wav2vec2's feature encoder 400 samples),
+# so the doctor climbs this ladder until the whole model runs.
+_LADDER = (16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 
 
 def _attempts(symbols: Sequence[Symbol], candidates: Mapping[str, list[int]]) -> list[dict[str, int]]:
@@ -79,7 +85,16 @@ def _attempts(symbols: Sequence[Symbol], candidates: Mapping[str, list[int]]) ->
     for t in tries:
         if t not in out:
             out.append(t)
-    return out[:10]
+    out = out[:10]
+    for v in _LADDER[1:]:
+        t = {s.name: (2 if _batch_like(s) else v) for s in symbols}
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def _batch_like(sym: Symbol) -> bool:
+    return all(a == 0 for _, a in sym.where)
 
 
 def run_empirical(

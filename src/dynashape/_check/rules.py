@@ -59,18 +59,61 @@ def _frozen(graph: Graph, r1: Run, r2: Run, name: str) -> bool:
     return name in graph.constant or (name in r1.shapes and r1.shapes.get(name) == r2.shapes.get(name))
 
 
+def _groups(src: list[int], out: list[int]) -> list[tuple[range, range]]:
+    """Pair the axes of a reshape's input and output: the smallest runs with equal products.
+
+    ``(2, 16, 32) -> (2, 16, 2, 16)`` pairs ``[0]-[0]``, ``[1]-[1]``, ``[2]-[2, 3]``. Axes of size 1 join
+    the run before them. Reading the pairs from the products (not from positions) keeps a Transpose
+    or a split head dim from pairing an input axis with an unrelated target number.
+    """
+    groups: list[tuple[range, range]] = []
+    i = j = 0
+    while i < len(src) and j < len(out):
+        i0, j0 = i, j
+        p, q = src[i], out[j]
+        i, j = i + 1, j + 1
+        while p != q:
+            if p < q and i < len(src):
+                p, i = p * src[i], i + 1
+            elif q < p and j < len(out):
+                q, j = q * out[j], j + 1
+            else:
+                return groups  # products never meet (a zero-size tensor): no pairing
+        while i < len(src) and src[i] == 1 and (j >= len(out) or out[j] != 1):
+            i += 1
+        while j < len(out) and out[j] == 1 and (i >= len(src) or src[i] != 1):
+            j += 1
+        groups.append((range(i0, i), range(j0, j)))
+    return groups
+
+
 def _reshape(graph: Graph, n: Any, r1: Run, r2: Run) -> list[Pin]:
+    """A Reshape pins a dim when an input axis carrying it changed while every target number of the
+    output axes it pairs with (see :func:`_groups`) stayed the same: the change then lands in another
+    axis (the ``-1``), or the node fails. Target entries -1 and 0 follow the input, so they never pin.
+    """
     data = n.input[0]
     t1, t2 = _vals(graph, r1, n.input[1]), _vals(graph, r2, n.input[1])
-    src = r1.shapes.get(data)
+    src, out = r1.shapes.get(data), r1.shapes.get(n.output[0])
     if t1 is None or t2 is None or src is None or len(t1) != len(t2):
         return []
+    if out is None:  # the node failed at the export shape too: pair with the target's own numbers
+        out = tuple(src[b] if v == 0 and b < len(src) else v for b, v in enumerate(t1))
+        known = int(np.prod([v for v in out if v != -1]))
+        if -1 in out and known > 0 and int(np.prod(src)) % known == 0:
+            out = tuple(int(np.prod(src)) // known if v == -1 else v for v in out)
+    if len(out) != len(t1) or min(out, default=1) < 0:
+        return []
     pins = []
-    for a in range(min(len(src), len(t1))):
-        if a == len(t1) - 1 and len(src) > len(t1):
-            break  # the last target axis absorbs several input axes
-        if _carries(r1, r2, data, a) and t1[a] == t2[a] and t1[a] > 0 and related(t1[a], src[a]):
-            pins.append(Pin(n, "reshape", t1[a], a, (data, a)))
+    for ins, outs in _groups(list(src), list(out)):
+        changed = [a for a in ins if _carries(r1, r2, data, a)]
+        if not changed or any(t1[b] != t2[b] or t1[b] <= 0 for b in outs):
+            continue
+        a = changed[0]
+        # NOTE: the reported number is the target entry equal to the dim's export value, else the
+        # group's entry nearest to it: the number that a fix replaces with the dim.
+        b = min(outs, key=lambda b: (t1[b] != src[a], not related(t1[b], src[a]), abs(t1[b] - src[a])))
+        pins.append(Pin(n, "reshape", t1[b], b, (data, a)))
     return pins
 
 

@@ -162,7 +162,10 @@ def numel_tensor(x: torch.Tensor) -> torch.Tensor:
 
 
 def flatten(x: torch.Tensor, axis: int) -> torch.Tensor:
-    axis = axis % x.dim() if x.dim() else 0
+    # NOTE: ONNX allows axis in [-r, r]; axis == r flattens every dim into the rows (shape (N, 1)),
+    # which a modulo would wrongly turn into 0 (shape (1, N)). TorchScript exports of transformers'
+    # attention masks use exactly that.
+    axis = axis + x.dim() if axis < 0 else axis
     if axis == 0:
         return x.reshape(1, -1)
     return x.flatten(axis).flatten(0, axis - 1) if x.dim() > axis else x.flatten(0, axis - 1).reshape(-1, 1)
