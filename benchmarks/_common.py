@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 

@@ -77,15 +77,19 @@ def _parts_text(profile: int, parts: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def inspect(path: str | os.PathLike[str]) -> Inspection:
-    """Describe an ONNX file or an engine file (told apart by content, not by extension)."""
+def inspect(path: str | os.PathLike[str], *, verify_key: Any = None, require_signature: bool | None = None) -> Inspection:
+    """Describe an ONNX file or an engine file (told apart by content, not by extension).
+
+    An engine file is checked as :func:`dynashape.load` checks it (``verify_key``, ``require_signature``),
+    and nothing in it is run.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DynashapeError(f"'{path}' does not exist", "an ONNX file or an engine file", "check the path")
     with open(path, "rb") as f:
         head = f.read(len(MAGIC))
     if head == MAGIC:
-        manifest, payloads = read_engine(path)  # checks the checksums too
+        manifest, payloads = read_engine(path, verify_key=verify_key, require_signature=require_signature)  # checks the checksums too
         raw = manifest.to_json([{"name": n, "size": len(b)} for n, b in payloads.items()])
         details = {k: v for k, v in raw.items() if k not in ("inputs", "outputs")}
         return Inspection(path, "engine", manifest.inputs, manifest.outputs, details)

@@ -60,7 +60,7 @@ def destination(path: str | os.PathLike[str], *, what: str = "output file",
                     "check the path and its permissions") from e
     if st is not None and not stat.S_ISREG(st.st_mode):
         via = f" (a link to '{target}')" if target != os.path.abspath(path) else ""
-        raise error(f"{what} '{path}'{via} is {_kind(st.st_mode)}", f"a regular file path for the {what}",
+        raise error(f"{what} '{path}'{via} is {_kind(st.st_mode)}", "a regular file, or a new file name",
                     "give a file name (e.g. model.engine); dynashape never writes into a device node or over a folder")
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
@@ -68,23 +68,43 @@ def destination(path: str | os.PathLike[str], *, what: str = "output file",
     return target, st
 
 
+class PendingFile:
+    """A temporary file beside ``path``: write to :attr:`tmp`, then :meth:`commit` (fsync, keep the
+    destination's mode, rename) or :meth:`discard`. For code that cannot sit in one ``with`` block;
+    :func:`atomic_output` is the same as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str], *, what: str = "output file",
+                 error: type[DynashapeError] = DynashapeError) -> None:
+        self.target, self._st = destination(path, what=what, error=error)
+        self._what, self._error = what, error
+        self.tmp = _create_temp(os.path.dirname(self.target), os.path.basename(self.target), what, error)
+        self.done = False
+
+    def commit(self) -> None:
+        _finish(self.tmp, self.target, self._st, self._what, self._error)
+        self.done = True
+
+    def discard(self) -> None:
+        """Remove the temporary file unless committed; safe to call more than once."""
+        if not self.done:
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp)
+            self.done = True
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], *, what: str = "output file",
                   error: type[DynashapeError] = DynashapeError) -> Iterator[str]:
     """A temporary path to write to; on success it is fsynced and renamed onto ``path``.
 
-    For writers that need a file name (``onnx.save``, ``np.savez``). See the module docstring.
+    For writers that need a file name (``onnx.save``). See the module docstring.
     """
-    target, st = destination(path, what=what, error=error)
-    folder = os.path.dirname(target)
-    tmp = _create_temp(folder, os.path.basename(target), what, error)
+    pending = PendingFile(path, what=what, error=error)
     try:
-        yield tmp
-        _finish(tmp, target, st, what, error)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        yield pending.tmp
+        pending.commit()
+    finally:
+        pending.discard()
 
 
 @contextlib.contextmanager

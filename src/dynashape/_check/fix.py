@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ModelError
+from .._io import atomic_output
 from .._profiles import Profile, ShapeRange
 from ..onnx.model import load_model
 from ._graph import SHAPE_OPERAND, Graph, make_feeds, node_id, run_plain
@@ -200,7 +201,7 @@ def fix(model: Any, output_path: str | os.PathLike[str], *, profiles: Any = None
 
     Rounds repeat because a repaired node can reveal the next one (a second frozen Reshape that
     never ran while the first one failed). Nothing is written unless ONNX Runtime verifies the
-    result (see :func:`_verify`); the file appears atomically (temporary name, then ``os.replace``).
+    result (see :func:`_verify`); the file appears atomically (:mod:`dynashape._io`).
     """
     original = load_model(model)
     current = original
@@ -248,13 +249,5 @@ def fix(model: Any, output_path: str | os.PathLike[str], *, profiles: Any = None
 def _write(model: Any, path: str) -> None:
     import onnx
 
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ModelError(f"output folder '{folder}' does not exist", "an existing folder for -o", "create it first")
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path, what="fixed ONNX file (-o)", error=ModelError) as tmp:
         onnx.save(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

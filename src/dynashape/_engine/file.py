@@ -158,6 +158,8 @@ def read_engine(path: str | os.PathLike[str], *, verify_key: Any = None,
         raise EngineFileError(f"signed engines are required ({signing.ENV_REQUIRE_SIGNED} or --require-signed), and no verify key is given",
                               "the public key that engines must be signed with",
                               f"pass --verify-key FILE (verify_key=) or set ${signing.ENV_VERIFY_KEY}")
+    if verify_key is not None:
+        verify_key = signing.load_verify_key(verify_key)  # a bad key is named even for an unsigned engine
     f, size = _open(path)
     with f:
         return _read(f, size, where, verify_key, bool(require_signature))

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from .._errors import DynashapeError, ProfileError
+from .._io import destination
 from .._profiles import Profile, parse_dim_ranges, parse_shapes
 
 SHAPES_HELP = "NAME:DxDx...[,NAME:...]; quote names with ':' or ',' ('input:0':1x3x224x224)"
@@ -140,6 +141,7 @@ def check_output_path(path: str | None, flag: str) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise DynashapeError(f"{flag} '{path}': this user may not write to the folder '{folder}'", "a writable folder",
                              "choose another path or fix the permissions")
+    destination(path, what=flag)  # a device node (--saveEngine /dev/null), a pipe: refused before the work
 
 
 def check_opset(opset: int | None, dynamo: bool) -> None:
