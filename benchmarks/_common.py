@@ -91,20 +91,11 @@ def _driver_version() -> str | None:
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` with dynashape's atomic writer, creating the results folder."""
+    from dynashape._io import write_atomic as _write
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _write(path, text, what="results file")
 
 
 def write_json(path: str, data: Any) -> None:

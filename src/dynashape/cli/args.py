@@ -144,6 +144,19 @@ def check_output_path(path: str | None, flag: str) -> None:
     destination(path, what=flag)  # a device node (--saveEngine /dev/null), a pipe: refused before the work
 
 
+def add_trust_args(p: argparse.ArgumentParser) -> None:
+    """Flags for loading engine files, which run native code (README: "Engine files run native code")."""
+    g = p.add_argument_group("trust")
+    g.add_argument("--verify-key", metavar="KEY.pub.pem", help="Ed25519 public key a signed engine must be signed with "
+                   "(default: $DYNASHAPE_VERIFY_KEY)")
+    g.add_argument("--require-signed", action="store_true", default=None,
+                   help="refuse engines without a valid signature (default: $DYNASHAPE_REQUIRE_SIGNED=1)")
+
+
+def trust_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {"verify_key": getattr(args, "verify_key", None), "require_signature": getattr(args, "require_signed", None)}
+
+
 def check_opset(opset: int | None, dynamo: bool) -> None:
     """Refuse an opset that the chosen exporter cannot write, before importing the model."""
     if opset is None:

@@ -12,6 +12,7 @@ import numpy as np
 import dynashape
 
 from .._errors import DynashapeError
+from .._io import open_atomic
 from .._profiles import _split_name, _split_top, parse_shapes
 from .._specs import format_shape
 from .args import (
@@ -19,12 +20,14 @@ from .args import (
     add_precision_args,
     add_profile_args,
     add_timing_args,
+    add_trust_args,
     check_opset,
     check_output_path,
     dims_from_args,
     example_inputs,
     load_factory,
     profiles_from_args,
+    trust_from_args,
 )
 
 
@@ -44,15 +47,8 @@ def _parse_dynamic(items: list[str]) -> dict[str, dict[int, str]]:
 
 
 def _save_npz(path: str, arrays: dict[str, Any]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with open_atomic(path, what="--output file") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
 
 
 def _load_npz(path: str) -> dict[str, np.ndarray]:
@@ -73,7 +69,7 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
 
 def _engine_from_args(args: argparse.Namespace) -> Any:
     if getattr(args, "loadEngine", None):
-        return dynashape.load(args.loadEngine)
+        return dynashape.load(args.loadEngine, **trust_from_args(args))
     if getattr(args, "onnx", None):
         return dynashape.build(args.onnx, profiles_from_args(args), dims=dims_from_args(args) or None,
                                backend=args.backend, device=args.device, precision=args.precision)
@@ -112,7 +108,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 # -- inspect --------------------------------------------------------------------------------------
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    info = dynashape.inspect(args.path)
+    info = dynashape.inspect(args.path, **trust_from_args(args))
     print(json.dumps(info.to_json(), indent=1) if args.json else info)
     return 0
 
@@ -141,7 +137,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     else:
         raise DynashapeError("no model", "--onnx FILE or --model FILE.py:FUNC")
     if args.saveEngine:
-        engine.save(args.saveEngine)
+        engine.save(args.saveEngine, signing_key=args.signing_key)
     print(f"built {engine.backend} engine ({engine.device}, {engine.precision}) with {len(engine.profiles)} profile(s) "
           f"in {engine.manifest.build_seconds:.1f} s" + (f" -> {args.saveEngine}" if args.saveEngine else " (not saved: pass --saveEngine)"))
     for k, p in enumerate(engine.profiles):
@@ -206,7 +202,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     if bool(args.onnx) == bool(args.model):
         raise DynashapeError("a reference", "exactly one of --onnx FILE (ONNX Runtime) or --model FILE.py:FUNC (PyTorch)")
-    engine = dynashape.load(args.loadEngine)
+    engine = dynashape.load(args.loadEngine, **trust_from_args(args))
     reference = args.onnx or load_factory(args.model)
     shapes = [parse_shapes(s) for s in args.shapes] or None
     result = dynashape.compare(engine, reference, shapes, atol=args.atol, rtol=args.rtol, data=args.data)
@@ -231,6 +227,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("inspect", help="describe an ONNX model or an engine")
     p.add_argument("path", help="an .onnx file or an engine file")
+    add_trust_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_inspect)
 
@@ -241,6 +238,8 @@ def register(sub: Any) -> None:
     g = p.add_argument_group("build")
     g.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "inductor", "tensorrt"], help="default auto: onnxruntime on CPU, tensorrt (else inductor) on CUDA")
     g.add_argument("--saveEngine", metavar="FILE", help="engine file to write")
+    g.add_argument("--signing-key", metavar="KEY.pem", help="sign the engine with this Ed25519 private key "
+                   "(default: $DYNASHAPE_SIGNING_KEY; make one with `dynashape keygen`)")
     g.add_argument("--plan", metavar="FILE", help="build a plan from `dynashape plan` (its profiles and bucket ladder)")
     g.add_argument("--append-op", action="append", default=[], metavar="OUTPUT:OP", help="append an op to an output, e.g. output_1:Sigmoid")
     g.add_argument("--optimization-level", choices=["disable", "basic", "extended", "all"], help="onnxruntime graph optimizations (default all)")
@@ -256,6 +255,7 @@ def register(sub: Any) -> None:
     for name, helptext, fn in (("run", "run an engine once", cmd_run), ("bench", "time an engine per shape, trtexec-style", cmd_bench)):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--loadEngine", metavar="FILE", help="engine file")
+        add_trust_args(p)
         p.add_argument("--onnx", metavar="FILE", help="build from this ONNX file first (with the profile flags)")
         add_profile_args(p)
         add_precision_args(p)
@@ -274,6 +274,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("compare", help="compare an engine with ONNX Runtime or PyTorch on the same inputs")
     p.add_argument("--loadEngine", metavar="FILE", required=True, help="engine file")
+    add_trust_args(p)
     p.add_argument("--onnx", metavar="FILE", help="reference: this ONNX model in ONNX Runtime")
     p.add_argument("--model", metavar="FILE.py:FUNC", help="reference: this torch model in eager PyTorch")
     p.add_argument("--shapes", action="append", default=[], help=f"shapes to compare (repeat; default: every profile's min/opt/max): {_SH}")
@@ -282,6 +283,19 @@ def register(sub: Any) -> None:
     p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("keygen", help="make an Ed25519 key pair for signing engine files")
+    p.add_argument("--output", "-o", required=True, metavar="NAME", help="writes NAME.pem (private, mode 600) and NAME.pub.pem")
+    p.set_defaults(func=cmd_keygen)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .._engine.signing import generate_keypair
+
+    private, public = generate_keypair(args.output)
+    print(f"private key: {private} (sign with: dynashape build ... --signing-key {private})")
+    print(f"public key:  {public} (verify with: --verify-key {public} --require-signed)")
+    return 0
 
 
 _SH = "NAME:DxDx...,NAME:..."
