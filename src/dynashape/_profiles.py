@@ -331,7 +331,7 @@ def _split_top(text: str, sep: str) -> list[str]:
         else:
             cur.append(ch)
     if quote:
-        raise ProfileError(f"'{text}' has an unclosed {quote} quote", "quoted names like 'input:0':1x3x224x224")
+        raise ProfileError(f"{text!r} has an unclosed {quote} quote", "quoted names like 'input:0':1x3x224x224")
     parts.append("".join(cur))
     return parts
 
@@ -343,11 +343,11 @@ def _split_name(item: str, what: str) -> tuple[str, str]:
         end = item.find(q, 1)
         name, rest = item[1:end], item[end + 1:]
         if not rest.startswith(":"):
-            raise ProfileError(f"{what} '{item}' has no ':' after the quoted name", "'name':value")
+            raise ProfileError(f"{what} {item!r} has no ':' after the quoted name", "'name':value")
         return name, rest[1:]
     name, colon, value = item.rpartition(":")
     if not colon or not name:
-        raise ProfileError(f"{what} '{item}' has no input name", "name:value, e.g. input_1:1x3x224x224")
+        raise ProfileError(f"{what} {item!r} has no input name", "name:value, e.g. input_1:1x3x224x224")
     return name, value
 
 
@@ -362,15 +362,15 @@ def parse_shape(text: str, what: str = "shape") -> Shape:
     for tok in text.replace("X", "x").split("x"):
         if not tok.strip().isdecimal() or not tok.strip().isascii():
             raise ProfileError(
-                f"{what} '{text}' has the dim '{tok}'",
+                f"{what} {text!r} has the dim {tok!r}",
                 "dims as non-negative integers joined by 'x', e.g. 1x3x224x224",
             )
         if len(tok.strip()) > 19:  # more digits than any int64; int() of thousands of digits raises
-            raise ProfileError(f"{what} '{text[:60]}' has the {len(tok.strip())}-digit dim '{tok.strip()[:20]}...'",
+            raise ProfileError(f"{what} {text[:60]!r} has the {len(tok.strip())}-digit dim '{tok.strip()[:20]}...'",
                                "dims below 2**63", "check the shape for a typo")
         out.append(int(tok))
     shape = tuple(out)
-    element_count(shape, f"{what} '{text}'")
+    element_count(shape, f"{what} {text!r}")
     return shape
 
 
@@ -390,7 +390,7 @@ def parse_shapes(text: str) -> dict[str, Shape]:
             continue
         name, value = _split_name(item, "shape")
         if name in out:
-            raise ProfileError(f"input '{name}' appears twice in '{text}'", "each input once per shape list")
+            raise ProfileError(f"input {name!r} appears twice in {text!r}", "each input once per shape list")
         out[name] = parse_shape(value, f"shape of '{name}'")
     return out
 
@@ -413,18 +413,18 @@ def parse_dim_ranges(text: str) -> dict[str, tuple[int, int, int]]:
         if (not eq or not name or len(parts) not in (1, 3)
                 or not all(p.strip().isdecimal() and p.strip().isascii() and len(p.strip()) <= 19 for p in parts)):
             raise ProfileError(
-                f"dim range '{item.strip()}'",
+                f"dim range {item.strip()!r}",
                 "name=min:opt:max (or name=value for a fixed dim) with ASCII integers below 2**63, e.g. batch=1:8:32",
             )
         if name in out:
             raise ProfileError(
-                f"dim '{name}' appears twice in '{text}'",
+                f"dim {name!r} appears twice in {text!r}",
                 "each dim name once per --dims flag",
                 "keep one range for it (repeat --dims to add another profile)",
             )
         vals = [int(p) for p in parts]
         t = (vals[0],) * 3 if len(vals) == 1 else (vals[0], vals[1], vals[2])
         if not t[0] <= t[1] <= t[2]:
-            raise ProfileError(f"dim range '{item.strip()}' has min {t[0]}, opt {t[1]}, max {t[2]}", "min <= opt <= max")
+            raise ProfileError(f"dim range {item.strip()!r} has min {t[0]}, opt {t[1]}, max {t[2]}", "min <= opt <= max")
         out[name] = t
     return out

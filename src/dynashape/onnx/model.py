@@ -25,13 +25,20 @@ def load_model(model: Any, *, load_weights: bool = True) -> onnx.ModelProto:
     if not os.path.isfile(path):
         raise ModelError(f"ONNX file '{path}' does not exist", "a path to an .onnx file", "check the path")
     try:
-        return onnx.load(path, load_external_data=load_weights)
+        model = onnx.load(path, load_external_data=load_weights)
     except Exception as e:  # onnx raises DecodeError, ValueError, OSError depending on the damage
         raise ModelError(
             f"'{path}' could not be read as an ONNX model ({type(e).__name__}: {e})",
             "a valid ONNX protobuf file",
             "re-export the model; if it uses external data, keep the .data file beside it",
         ) from e
+    # NOTE: protobuf parses an empty file, and many short byte strings, as an empty ModelProto.
+    if not model.HasField("graph") or model.ir_version <= 0:
+        raise ModelError(
+            f"'{path}' is not an ONNX model ({os.path.getsize(path)} bytes, no graph or IR version)",
+            "a valid ONNX protobuf file", "re-export the model, or check that this is the right file",
+        )
+    return model
 
 
 def _value_spec(value: Any) -> TensorSpec:
