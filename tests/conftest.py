@@ -8,6 +8,7 @@ well under a second, but the exports behind them take seconds, so they are share
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,17 @@ SR_PROFILES = [
     Profile({"input": ((2, 1, 32, 32), (4, 1, 48, 48), (4, 1, 64, 64))}),
 ]
 BERT_DIMS = {"batch": (1, 2, 4), "seq": (4, 16, 32)}
+
+
+# NOTE: CI runs hypothesis derandomized (the same examples every run, so a red build is reproducible);
+# locally each run draws new examples. HYPOTHESIS_PROFILE=ci reproduces CI's.
+try:
+    from hypothesis import settings as _hyp_settings
+except ImportError:  # hypothesis is a test dependency; without it, only its tests are skipped
+    pass
+else:
+    _hyp_settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+    _hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
