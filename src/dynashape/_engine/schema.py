@@ -156,7 +156,11 @@ def check_manifest(data: Any, where: str, *, payload_region: int) -> list[dict[s
     c.get(data, "library_versions", "library_versions", lambda v: isinstance(v, dict) and all(
         isinstance(k, str) and (x is None or isinstance(x, str)) for k, x in v.items()), "an object of name -> version", optional=True)
     c.get(data, "backend_data", "backend_data", lambda v: isinstance(v, dict), "an object", optional=True)
-    return _payloads(c, data, payload_region, cls.payload_names(len(data["profiles"]), data.get("backend_data") or {}))
+    try:
+        expected = cls.payload_names(len(data["profiles"]), data.get("backend_data") or {})
+    except (ValueError, TypeError, KeyError, IndexError) as e:
+        raise c.fail("backend_data", str(e), f"what the {name} backend writes") from e
+    return _payloads(c, data, payload_region, expected)
 
 
 def _payloads(c: _Checker, data: dict[str, Any], region: int, expected: tuple[set[str], set[str]] | None) -> list[dict[str, Any]]:
