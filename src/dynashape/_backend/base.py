@@ -22,6 +22,10 @@ class Runner(abc.ABC):
 
     #: "numpy" or "torch": the array type ``run`` takes and returns; the engine converts.
     native: ClassVar[str] = "numpy"
+    #: True where the runner's kernels read torch's process-wide TF32 switches at run time
+    #: (AOTInductor's cuBLAS/cuDNN calls): the engine's runtime then applies the engine's TF32
+    #: policy at load and at CUDA graph capture (dynashape._engine.torch_runtime).
+    uses_torch_tf32: ClassVar[bool] = False
 
     @abc.abstractmethod
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:

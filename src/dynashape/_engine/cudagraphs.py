@@ -15,6 +15,12 @@ with "invalid argument", seen on the H200 here). Every new
 graph is replayed once and compared with the plain call before it is used; a graph that disagrees
 is dropped and its shapes run without graphs from then on.
 
+NOTE: a failure is never silent. A capture that raises, a graph that disagrees with the plain call
+and a replay that raises are each logged once per shape with the reason and counted in
+:meth:`CudaGraphRunner.stats` (``failures``); the shape then runs plain calls. With ``strict``
+(``load(strict_graphs=True)`` or ``$DYNASHAPE_STRICT_GRAPHS=1``) each raises a ``BackendError``
+instead, for benchmarks and tests that must not measure a silent fallback.
+
 An engine built from a plan (``dynashape plan``) captures the plan's bucket ladder up front
 (:meth:`CudaGraphRunner.capture`, largest shape first) and turns capture on demand off: a shape
 off the ladder runs the plain call, never a capture in the request path. All graphs share one
@@ -25,14 +31,16 @@ graph's inputs and outputs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._backend.base import Runner
+from .._errors import BackendError
 
 log = logging.getLogger("dynashape")
 
@@ -144,11 +152,16 @@ class CudaGraphRunner:
     """Wraps a runner; ``run`` returns graph-owned output buffers, so callers copy before the next call."""
 
     def __init__(self, runner: Runner, *, max_graphs: int = 16, max_bytes: int | None = None,
-                 capture_on_demand: bool = True) -> None:
+                 capture_on_demand: bool = True, strict: bool = False,
+                 capture_context: Callable[[], contextlib.AbstractContextManager[Any]] | None = None) -> None:
         import torch
 
         self._torch = torch
         self.capture_on_demand = capture_on_demand
+        self.strict = strict
+        # Entered around each capture (the runtime's capture lock and TF32 policy).
+        self._capture_context = capture_context or contextlib.nullcontext
+        self.failures = {"capture": 0, "replay": 0, "mismatch": 0}
         self._pool = torch.cuda.graph_pool_handle()
         self.pool_bytes = 0  # memory the shared pool reserved, measured around the captures
         self.runner = runner
@@ -172,20 +185,27 @@ class CudaGraphRunner:
     def __len__(self) -> int:
         return len(self._graphs)
 
-    def run(self, profile: int, inputs: Sequence[Any]) -> tuple[list[Any], bool]:
-        """-> (outputs, owned_by_graph). Call with ``self.lock`` held."""
+    def run(self, profile: int, inputs: Sequence[Any], *, plain: Callable[[], list[Any]] | None = None) -> tuple[list[Any], bool]:
+        """-> (outputs, owned_by_graph). Call with ``self.lock`` held. ``plain``: the plain call on
+        ``inputs`` (default: the runner's), used for shapes without a graph."""
+        plain = plain or (lambda: self.runner.run(profile, inputs))
         key = (profile, *((tuple(x.shape), x.dtype) for x in inputs))
         if key in self._graphs:
             entry = self._graphs.get(key)
             if entry is None:  # this shape failed its capture check: plain calls only
-                return self.runner.run(profile, inputs), False
+                return plain(), False
             self._admission.seen(key)
-            for dst, src in zip(entry.inputs, inputs, strict=True):
-                dst.copy_(src, non_blocking=True)
-            entry.graph.replay()
+            try:
+                for dst, src in zip(entry.inputs, inputs, strict=True):
+                    dst.copy_(src, non_blocking=True)
+                entry.graph.replay()
+            except Exception as e:
+                self._failed("replay", inputs, e)  # raises when strict
+                self._graphs.put(key, None)  # plain calls only from now on: logged once per shape
+                return plain(), False
             self.replays += 1
             return entry.outputs, True
-        outs = self.runner.run(profile, inputs)
+        outs = plain()
         if not self.capture_on_demand:
             self.skipped += 1
             return outs, False
@@ -210,7 +230,21 @@ class CudaGraphRunner:
     def stats(self) -> dict[str, Any]:
         return {"graphs": len(self._graphs), "captures": self.captures, "replays": self.replays, "skipped": self.skipped,
                 "graph_bytes": self.nbytes, "pool_bytes": self.pool_bytes, "evictions": self._graphs.evictions,
-                "capture_on_demand": self.capture_on_demand}
+                "capture_on_demand": self.capture_on_demand, "failures": dict(self.failures), "strict": self.strict}
+
+    def _failed(self, kind: str, inputs: Sequence[Any], reason: Any) -> None:
+        """Count and log a graph failure (the caller marks the shape plain-only); raise when strict."""
+        self.failures[kind] += 1
+        shapes = [tuple(x.shape) for x in inputs]
+        what = {"capture": "CUDA graph capture failed", "replay": "CUDA graph replay failed",
+                "mismatch": "CUDA graph replay disagrees with the plain call"}[kind]
+        detail = " ".join(str(reason).split())[:400]
+        if self.strict:
+            raise BackendError(f"{what} at input shapes {shapes}: {detail}",
+                               "graphs that capture and replay like the plain call (strict_graphs is on)",
+                               "load with strict_graphs=False to run these shapes without graphs, or cuda_graphs=False")
+        log.warning("%s at input shapes %s (%s); running these shapes without graphs (strict_graphs=True makes this an error)",
+                    what, shapes, detail)
 
     def _capture(self, profile: int, inputs: Sequence[Any], reference: Sequence[Any]) -> _Graph | None:
         torch = self._torch
@@ -220,18 +254,20 @@ class CudaGraphRunner:
         reserved = torch.cuda.memory_reserved()
         graph = torch.cuda.CUDAGraph()
         try:
-            self.capture_with.run(profile, static_in)  # warm the capture container outside capture
-            torch.cuda.synchronize()
-            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="relaxed"):
-                static_out = self.capture_with.run(profile, static_in)
-            graph.replay()
-            torch.cuda.synchronize()
+            with self._capture_context():
+                self.capture_with.run(profile, static_in)  # warm the capture container outside capture
+                torch.cuda.synchronize()
+                with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="relaxed"):
+                    static_out = self.capture_with.run(profile, static_in)
+                graph.replay()
+                torch.cuda.synchronize()
         except Exception as e:
-            log.warning("CUDA graph capture failed for shapes %s (%s); running them without graphs", [tuple(x.shape) for x in inputs], e)
+            self._failed("capture", inputs, e)
             return None
         ok = all(torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4, equal_nan=True) for a, b in zip(static_out, reference, strict=True))
         if not ok:
-            log.warning("CUDA graph replay disagrees with the plain call at shapes %s; running them without graphs", [tuple(x.shape) for x in inputs])
+            diffs = [(a.float() - b.float()).abs().max().item() if a.numel() else 0.0 for a, b in zip(static_out, reference, strict=True)]
+            self._failed("mismatch", inputs, f"largest absolute difference per output {diffs}")
             return None
         self.captures += 1
         self.pool_bytes += max(0, torch.cuda.memory_reserved() - reserved)

@@ -1,10 +1,12 @@
-"""The runtime: :class:`Engine` checks inputs, picks the profile, and calls the backend's runner."""
+"""The runtime: :class:`Engine` checks inputs, picks the profile, and hands execution to its runtime.
+
+Execution (device I/O, streams, CUDA graphs, the TF32 policy) lives in :mod:`.torch_runtime`.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,10 +23,11 @@ from .._specs import TensorSpec, format_shape
 from .file import read_engine, write_engine
 from .ladder import LadderRuntime
 from .selection import ProfileTable
+from .torch_runtime import is_torch as _is_torch
+from .torch_runtime import make_runtime, resolve_tf32
 
-
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
+#: The runtime options of an engine (``load``'s keywords), which :meth:`Engine.with_options` changes.
+RUNTIME_OPTIONS = ("cuda_graphs", "graph_cache_size", "graph_cache_mb", "capture_on_demand", "strict_graphs", "tf32", "warmup")
 
 
 def _as_array(name: Any, x: Any) -> Any:
@@ -63,7 +66,11 @@ class Engine:
 
     def __init__(self, manifest: Manifest, runner: Runner, payloads: dict[str, bytes], *,
                  cuda_graphs: bool | None = None, graph_cache_size: int | None = None,
-                 graph_cache_mb: float | None = None, capture_on_demand: bool | None = None) -> None:
+                 graph_cache_mb: float | None = None, capture_on_demand: bool | None = None,
+                 strict_graphs: bool | None = None, tf32: bool | str | None = None) -> None:
+        self._options: dict[str, Any] = {"cuda_graphs": cuda_graphs, "graph_cache_size": graph_cache_size,
+                                         "graph_cache_mb": graph_cache_mb, "capture_on_demand": capture_on_demand,
+                                         "strict_graphs": strict_graphs, "tf32": tf32}
         self.manifest = manifest
         self._runner = runner
         self._payloads = payloads
@@ -81,23 +88,25 @@ class Engine:
                 if isinstance(d, str):
                     by_sym.setdefault(d, []).append((i, a))
         self._shared = [(sym, places) for sym, places in by_sym.items() if len(places) > 1]
-        self._torch_native = runner.native == "torch"
         self._device = manifest.device
         self._cuda = manifest.device.startswith("cuda")
-        self._graphs = None
-        if self._cuda and self._torch_native and (cuda_graphs is None or cuda_graphs):
-            from .cudagraphs import CudaGraphRunner
-
-            self._graphs = CudaGraphRunner(
-                runner, max_graphs=16 if graph_cache_size is None else graph_cache_size,
-                max_bytes=None if graph_cache_mb is None else int(graph_cache_mb * 2**20),
-            )
+        recorded = bool(manifest.build_settings.tf32)
+        self._runtime = make_runtime(
+            runner, manifest.device, self._out_names, cuda_graphs=cuda_graphs, graph_cache_size=graph_cache_size,
+            graph_cache_mb=graph_cache_mb, strict_graphs=strict_graphs, tf32=resolve_tf32(recorded, tf32),
+            what=f"this {manifest.backend} {manifest.precision} engine (built with tf32={recorded}{'' if tf32 is None else f', loaded with tf32={tf32!r}'})",
+        )
         # The planned bucket ladder (dynashape plan): its graphs are captured by warmup(), and no
         # other shape is captured in the request path unless capture_on_demand=True.
         self._ladder = LadderRuntime.from_manifest(manifest)
         if self._ladder is not None and self._graphs is not None:
             self._graphs.capture_on_demand = bool(capture_on_demand)
             self._graphs.reserve(len(self._ladder.ladder.shapes) + (graph_cache_size or 0))
+
+    @property
+    def _graphs(self) -> Any:
+        """The CUDA graph cache (:class:`.cudagraphs.CudaGraphRunner`), or None."""
+        return self._runtime.graphs
 
     # -- description -----------------------------------------------------------------------------
 
@@ -200,21 +209,21 @@ class Engine:
             padded = self._run_bucket(arrays, ordered, torch_in, stream)
             if padded is not None:
                 return padded
+        k = self._pick(ordered, profile)
+        return self._runtime.execute(k, arrays, lambda native: self._call(k, native, ordered), torch_in=torch_in, stream=stream, out=out)
+
+    def _pick(self, ordered: list[tuple[int, ...]], profile: Any) -> int:
+        """The profile for these shapes: the closest one, or ``profile`` checked."""
         if profile is None:
             k = self._table.select(ordered)
             if k is None:
                 raise self._table.outside_all(ordered)
-        else:
-            if not is_integer(profile) or not 0 <= profile < len(self.manifest.profiles):
-                raise DynashapeError(f"profile={profile!r}", f"an index from 0 to {len(self.manifest.profiles) - 1}, or None to choose")
-            k = int(profile)
-            if not self._table.contains(k, ordered):
-                raise self._table.outside_one(k, ordered)
-        cuda_in = torch_in and any(getattr(x, "is_cuda", False) for x in arrays)
-        if self._cuda:
-            return self._run_cuda(k, arrays, ordered, torch_in, cuda_in, stream, out)
-        outs = self._call(k, self._to_native(arrays), ordered)
-        return self._deliver(self._from_native(outs, torch_in), out)
+            return k
+        if not is_integer(profile) or not 0 <= profile < len(self.manifest.profiles):
+            raise DynashapeError(f"profile={profile!r}", f"an index from 0 to {len(self.manifest.profiles) - 1}, or None to choose")
+        if not self._table.contains(int(profile), ordered):
+            raise self._table.outside_one(int(profile), ordered)
+        return int(profile)
 
     def _check_array(self, i: int, x: Any) -> Any:
         """Check one input's dtype, byte order, layout and device; numpy input in native byte order."""
@@ -256,7 +265,7 @@ class Engine:
         for spec in self.manifest.outputs:
             dst = out.get(spec.name)
             if dst is None:
-                continue  # _deliver names the missing ones
+                continue  # deliver() names the missing ones
             if not (_is_torch(dst) or isinstance(dst, np.ndarray)):
                 raise DynashapeError(f"out['{spec.name}'] is a {type(dst).__name__}", "a numpy array or a torch tensor")
             dt = name_of(dst.dtype)
@@ -283,73 +292,8 @@ class Engine:
                 "or narrow the profile",
             ) from e
 
-    def _run_cuda(self, k: int, arrays: list[Any], ordered: list[tuple[int, ...]], torch_in: bool, cuda_in: bool,
-                  stream: Any, out: Mapping[str, Any] | None) -> dict[str, Any]:
-        torch = require("torch", "CUDA engines")
-        ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
-        with ctx:
-            native = self._to_native(arrays)
-            if self._graphs is None:
-                outs, owned = self._call(k, native, ordered), False
-            else:
-                with self._graphs.lock:
-                    try:
-                        outs, owned = self._graphs.run(k, native)
-                    except DynashapeError:
-                        raise
-                    except Exception:
-                        outs, owned = self._call(k, native, ordered), False
-                    if owned or out is not None:
-                        # Copy out while holding the lock: the next replay reuses these buffers.
-                        if out is not None:
-                            return self._deliver(outs, out)
-                        outs = [o.clone() if cuda_in else o.cpu() for o in outs]
-            if not cuda_in:
-                outs = [o.cpu() for o in outs]
-            return self._deliver(outs if torch_in else [o.numpy() for o in outs], out)
-
-    def _deliver(self, outs: list[Any], out: Mapping[str, Any] | None) -> dict[str, Any]:
-        if out is None:
-            return dict(zip(self._out_names, outs, strict=True))
-        missing = [n for n in self._out_names if n not in out]
-        if missing:
-            raise DynashapeError(f"out= lacks output(s) {missing}", f"a tensor for every output: {self._out_names}")
-        for n, o in zip(self._out_names, outs, strict=True):
-            dst = out[n]
-            if tuple(dst.shape) != tuple(o.shape):
-                raise ShapeError(f"out['{n}'] has shape {format_shape(dst.shape)}", f"{format_shape(o.shape)}, the output's shape for these inputs")
-            if hasattr(dst, "copy_"):
-                dst.copy_(o if _is_torch(o) else require("torch", "out=").from_numpy(o))
-            else:
-                np.copyto(dst, o.detach().cpu().numpy() if _is_torch(o) else o)
-        return dict(out)
-
     def __call__(self, **inputs: Any) -> dict[str, Any]:
         return self.run(inputs)
-
-    def _to_native(self, arrays: list[Any]) -> list[Any]:
-        if self._torch_native:
-            torch = require("torch", "this engine")
-            dev = self._device
-            if not self._cuda:
-                return [x.contiguous() if _is_torch(x) else torch.from_numpy(np.ascontiguousarray(x)) for x in arrays]
-            # Host data goes through pinned memory so the copy to the GPU is asynchronous.
-            out = []
-            for x in arrays:
-                t = x if _is_torch(x) else torch.from_numpy(np.ascontiguousarray(x))
-                if not t.is_cuda:
-                    t = t.pin_memory().to(dev, non_blocking=True)
-                out.append(t.contiguous())
-            return out
-        return [np.ascontiguousarray(x.detach().numpy()) if _is_torch(x) else np.ascontiguousarray(x) for x in arrays]
-
-    def _from_native(self, outs: list[Any], torch_in: bool) -> list[Any]:
-        if self._torch_native:
-            return outs if torch_in else [o.numpy() for o in outs]  # CPU engine: outputs are CPU tensors
-        if torch_in:
-            torch = require("torch", "torch outputs")
-            return [torch.from_numpy(o) for o in outs]
-        return outs
 
     # -- the planned bucket ladder ---------------------------------------------------------------
 
@@ -365,11 +309,7 @@ class Engine:
         k = self._table.select(shapes)
         if k is None:  # a plan built with other profiles: run at the exact shape
             return None
-        if self._cuda:
-            cuda_in = torch_in and any(getattr(x, "is_cuda", False) for x in padded)
-            outs = list(self._run_cuda(k, padded, shapes, torch_in, cuda_in, stream, None).values())
-        else:
-            outs = self._from_native(self._call(k, self._to_native(padded), shapes), torch_in)
+        outs = list(self._runtime.execute(k, padded, lambda native: self._call(k, native, shapes), torch_in=torch_in, stream=stream).values())
         return dict(zip(self._out_names, self._ladder.crop(outs, value), strict=True))
 
     def _set_plan(self, plan: Any) -> None:
@@ -400,18 +340,61 @@ class Engine:
             if k is None:
                 continue
             feed = make_real_inputs(self.manifest.inputs, shapes)
-            native = self._to_native([feed[n] for n in self._names])
+            native = self._runtime.to_native([feed[n] for n in self._names])
             if self._graphs is not None:
-                self._graphs.capture(k, native)
+                self._runtime.capture(k, native)
             else:
                 self._call(k, native, ordered)
         return self.graph_stats()
 
     def graph_stats(self) -> dict[str, Any]:
-        """CUDA graphs held (count, bytes, pool bytes, captures, replays) and the ladder's counters
-        (requests on the ladder, padded, off the ladder)."""
-        graphs = self._graphs.stats() if self._graphs is not None else {"graphs": 0, "captures": 0, "replays": 0, "graph_bytes": 0, "pool_bytes": 0}
-        return {**graphs, "ladder": None if self._ladder is None else self._ladder.stats()}
+        """CUDA graphs held (``graphs``, ``graph_bytes``, ``pool_bytes``), ``captures``, ``replays``,
+        ``skipped`` (new shapes run plainly by the admission rule or a plan), ``evictions``,
+        ``failures`` (``capture``, ``replay``, ``mismatch``: each logged once per shape, and an error
+        with ``strict_graphs``), ``strict``, and the ladder's counters (requests on the ladder,
+        padded, off the ladder). Engines without CUDA graphs report zeros."""
+        return {**self._runtime.stats(), "ladder": None if self._ladder is None else self._ladder.stats()}
+
+    # -- the same engine, other options ----------------------------------------------------------
+
+    def with_options(self, **options: Any) -> Engine:
+        """This engine with other runtime options: the same loaded backend (no reload, no second copy
+        of the weights), its own CUDA graph cache and counters.
+
+        ``options``: any of :func:`load`'s runtime keywords (``cuda_graphs``, ``graph_cache_size``,
+        ``graph_cache_mb``, ``capture_on_demand``, ``strict_graphs``, ``tf32``, ``warmup``); the
+        ones not given keep this engine's values, and None means the default, as in ``load``.
+        E.g. ``engine.with_options(cuda_graphs=False)`` for plain calls beside the graph replays.
+        """
+        unknown = sorted(set(options) - set(RUNTIME_OPTIONS))
+        if unknown:
+            raise DynashapeError(f"with_options({', '.join(unknown)}=...)", "runtime options: " + ", ".join(RUNTIME_OPTIONS),
+                                 "file, backend and precision options need a rebuild (dynashape.build)")
+        warmup = options.pop("warmup", None)
+        engine = Engine(self.manifest, self._runner, self._payloads, **{**self._options, **options})
+        engine._autowarm(warmup)
+        return engine
+
+    def _autowarm(self, warmup: bool | None) -> None:
+        """Capture the plan's ladder when asked, or by default for CUDA engines built from a plan."""
+        if warmup or (warmup is None and self.manifest.plan is not None and self._cuda):
+            self.warmup()
+
+    def backend_call(self, inputs: Mapping[str, Any], *, profile: int | None = None) -> Callable[[], list[Any]]:
+        """A call of the backend alone on ``inputs``: checked, converted and its profile chosen once,
+        then each call runs only the backend (no checks, conversions or CUDA graphs) and returns
+        its native outputs. For measuring what :meth:`run` adds (``dynashape bench``'s overhead)."""
+        arrays_in = {name: _as_array(name, x) for name, x in inputs.items()}
+        ordered = self._shapes({n: x.shape for n, x in arrays_in.items()})
+        k = self._pick(ordered, profile)
+        native = self._runtime.to_native([self._check_array(i, arrays_in[n]) for i, n in enumerate(self._names)])
+        runner = self._runner
+        return lambda: runner.run(k, native)
+
+    def payload_sizes(self) -> dict[str, int]:
+        """Bytes of each payload the engine file holds (name -> size), as written by :meth:`save`
+        before compression."""
+        return {n: len(b) for n, b in self._payloads.items()}
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -425,7 +408,9 @@ class Engine:
 
 
 def load(path: str | os.PathLike[str], *, cuda_graphs: bool | None = None, graph_cache_size: int | None = None,
-         graph_cache_mb: float | None = None, warmup: bool | None = None, capture_on_demand: bool | None = None, verify_key: Any = None, require_signature: bool | None = None) -> Engine:
+         graph_cache_mb: float | None = None, warmup: bool | None = None, capture_on_demand: bool | None = None,
+         strict_graphs: bool | None = None, tf32: bool | str | None = None, verify_key: Any = None,
+         require_signature: bool | None = None) -> Engine:
     """Load an engine file written by :meth:`Engine.save` (or ``dynashape build --saveEngine``).
 
     Loading runs native code from the file (see "Engine files run native code" in the README): load
@@ -441,6 +426,15 @@ def load(path: str | os.PathLike[str], *, cuda_graphs: bool | None = None, graph
     An engine built from a plan (``build --plan``) captures the plan's bucket ladder here
     (``warmup``: default on for CUDA engines) and captures no other shape unless
     ``capture_on_demand=True``; see :meth:`Engine.warmup` and :meth:`Engine.graph_stats`.
+
+    A CUDA graph capture or replay that fails, or a graph that disagrees with the plain call, is
+    logged once per shape and counted in :meth:`Engine.graph_stats`; ``strict_graphs=True`` (None:
+    ``$DYNASHAPE_STRICT_GRAPHS=1``) makes it a ``BackendError`` instead.
+
+    ``tf32``: None applies the engine's recorded TF32 setting (``build(tf32=...)``) to torch's
+    process-wide switches once, here, with a logged warning for each switch it changes; True/False
+    override it; ``"process"`` leaves the switches alone. CUDA graphs are captured under the
+    engine's setting. See "TF32" in the README; nothing is switched per call.
     """
     manifest, payloads = read_engine(path, verify_key=verify_key, require_signature=require_signature)
     if manifest.device.startswith("cuda"):
@@ -455,8 +449,9 @@ def load(path: str | os.PathLike[str], *, cuda_graphs: bool | None = None, graph
     why = backend.available()
     if why:
         raise EngineFileError(f"'{os.fspath(path)}' is a {manifest.backend} engine, and {why}", None, None)
+    resolve_tf32(False, tf32)  # a bad value is refused before anything native loads
     engine = Engine(manifest, backend.load(manifest, payloads), payloads, cuda_graphs=cuda_graphs,
-                    graph_cache_size=graph_cache_size, graph_cache_mb=graph_cache_mb, capture_on_demand=capture_on_demand)
-    if warmup or (warmup is None and manifest.plan is not None and manifest.device.startswith("cuda")):
-        engine.warmup()
+                    graph_cache_size=graph_cache_size, graph_cache_mb=graph_cache_mb, capture_on_demand=capture_on_demand,
+                    strict_graphs=strict_graphs, tf32=tf32)
+    engine._autowarm(warmup)
     return engine
