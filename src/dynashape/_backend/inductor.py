@@ -19,8 +19,10 @@ import io
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -28,7 +30,8 @@ from .. import _progress
 from .._deps import require
 from .._dtypes import DTYPES, to_torch
 from .._engine.selection import PartTable
-from .._errors import BackendError
+from .._errors import BackendError, EngineFileError
+from .._io import private_cache_dir, write_atomic
 from .._profiles import Profile
 from .._records import BuildSettings, Built, Manifest, ProfilePart, Source
 from .._specs import TensorSpec, dtype_name, identifier
@@ -273,6 +276,16 @@ class InductorBackend(Backend):
             data["profile_parts"] = part_counts
         return Built(payloads, source.inputs, merge_specs(per_part), data, parts)
 
+    @classmethod
+    def payload_names(cls, profiles: int, backend_data: dict[str, Any]) -> tuple[set[str], set[str]]:
+        counts = backend_data.get("profile_parts") or [1] * profiles
+        if not isinstance(counts, list) or len(counts) != profiles or not all(type(c) is int and 1 <= c <= 256 for c in counts):
+            raise ValueError(f"backend_data.profile_parts = {str(counts)[:80]}, not {profiles} part counts from 1 to 256")
+        names = {part_payload(k, j) for k in range(profiles) for j in range(counts[k] if k < len(counts) else 1)}
+        if backend_data.get("shared_weights"):
+            names.add("weights.pt")
+        return names, names
+
     def load(self, manifest: Manifest, payloads: dict[str, bytes]) -> Runner:
         torch = require("torch", "the inductor backend")
         device = manifest.device
@@ -280,7 +293,7 @@ class InductorBackend(Backend):
         if "weights.pt" in payloads:
             weights = torch.load(io.BytesIO(payloads["weights.pt"]), map_location=device, weights_only=True)
         table = PartTable(manifest.inputs, manifest.parts)
-        paths = [[_cached_file(payloads[part_payload(k, j)]) for j in range(table.count(k))] for k in range(len(manifest.profiles))]
+        paths = [[_cached_file(payloads[part_payload(k, j)], part_payload(k, j)) for j in range(table.count(k))] for k in range(len(manifest.profiles))]
         models = [[_load_package(torch, manifest, k, p, weights, single_threaded=False) for p in ps] for k, ps in enumerate(paths)]
         return InductorRunner(models, device, weights, lambda k, j: _load_package(torch, manifest, k, paths[k][j], weights, single_threaded=True),
                               table)
@@ -338,18 +351,61 @@ def _load_package(torch: Any, manifest: Manifest, k: int, path: str, weights: di
         ) from e
 
 
-def _cached_file(payload: bytes) -> str:
-    """AOTInductor loads packages from paths: keep one file per payload, written atomically."""
-    digest = hashlib.sha256(payload).hexdigest()[:32]
-    folder = os.path.join(tempfile.gettempdir(), f"dynashape-{os.getuid() if hasattr(os, 'getuid') else 'u'}", "aoti")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{digest}.pt2")
-    if not os.path.exists(path):
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
+def _check_members(payload: bytes, name: str) -> None:
+    """Refuse a package whose zip members could land outside the folder torch extracts it to.
+
+    NOTE: torch's package loader writes each member to ``<folder>/<member name>``, so a name with
+    ``..``, an absolute path or a drive letter writes elsewhere, and a symlink member points
+    anywhere; none of that is in a package AOTInductor writes, so any of it is refused.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise EngineFileError(f"payload '{name}' is not a valid package ({e})", "an AOTInductor .pt2 (zip) package", "rebuild the engine") from e
+    for info in infos:
+        member = info.filename
+        parts = re.split(r"[\\/]", member)
+        why = ("an absolute path" if member.startswith(("/", "\\")) else
+               "a drive letter" if re.match(r"[A-Za-z]:", member) else
+               "a '..' component" if ".." in parts else
+               "a symbolic link" if stat.S_ISLNK(info.external_attr >> 16) else None)
+        if why:
+            raise EngineFileError(f"payload '{name}' has the member {member!r}, {why}",
+                                  "package members with relative names inside the package folder",
+                                  "do not load this engine: it was not written by dynashape; rebuild it from the model")
+
+
+def _cached_file(payload: bytes, name: str) -> str:
+    """AOTInductor loads packages from paths: one file per payload in the private per-user cache.
+
+    NOTE: the file is the one torch loads as native code, so it is never trusted for being there:
+    its bytes are hashed on every load and a file that differs is replaced (atomically) by the
+    payload, which the engine file's checks have already verified. The folder is this user's alone
+    (:func:`dynashape._io.private_cache_dir`).
+    """
+    _check_members(payload, name)
+    digest = hashlib.sha256(payload).hexdigest()
+    path = os.path.join(private_cache_dir("aoti"), f"{digest}.pt2")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISREG(st.st_mode) and _file_sha256(path) == digest:
+            return path
+        log.warning("the cached package '%s' does not match its payload; replacing it", path)
+        os.unlink(path)
+    write_atomic(path, payload, what="package cache file", error=EngineFileError)
     return path
+
+
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class InductorRunner(Runner):
