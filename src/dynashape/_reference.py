@@ -27,6 +27,12 @@ _ORT_NODE = re.compile(r"running (\w+) node\. Name:'([^']*)'")
 def runtime_error_text(e: BaseException) -> str:
     """One line from a runtime's exception, naming the node where ONNX Runtime names one:
     ``node '/embeddings/Add' (Add): <message>``."""
+    from ._errors import DynashapeError
+
+    # NOTE: Engine.run words a runtime's failure as a DynashapeError for its callers; the runtime's
+    # own message (with the node) is its cause.
+    while isinstance(e, DynashapeError) and e.__cause__ is not None:
+        e = e.__cause__
     text = " ".join(str(e).split())
     m = _ORT_NODE.search(text)
     if m is not None:

@@ -67,6 +67,7 @@ def test_onnxruntime_build_refuses_a_vit_pinned_by_its_position_embedding(vit_on
     assert "fails at profile 0 max (pixel_values:1x3x32x32)" in text
     assert "(Add)" in text and "node '" in text  # ONNX Runtime's node, named
     assert "narrow the profile" in text
+    assert text.count(" | ") == 2  # one message: received | expected | fix, not a wrapped one
     # inside the range the position table allows, the same file builds and validates
     dynashape.build(vit_onnx, dims={"height": (16, 16, 16), "width": (16, 16, 16)}, backend="onnxruntime", quiet=True)
 
