@@ -110,7 +110,7 @@ def test_inspect_onnx(seg_onnx: str, capsys: pytest.CaptureFixture[str]) -> None
 def test_inspect_engine(cli_engine: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(cli_engine)]) == 0
     text = capsys.readouterr().out
-    assert "dynashape engine" in text and "backend onnxruntime, device cpu, precision fp32, format v1" in text
+    assert "dynashape engine" in text and "backend onnxruntime, device cpu, precision fp32, format v2" in text
     assert "input_1: min 1x3x256x256, opt 1x3x512x512, max 1x3x768x768" in text
     assert main(["inspect", str(cli_engine), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
