@@ -59,31 +59,42 @@ def time_stream(fn: Callable[[Any], Any], stream: Sequence[Any], sync: Callable[
 
 
 def part_speed(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
-    vals = np.loadtxt(LENGTHS, dtype=np.int64)
     rng = np.random.default_rng(0)
-    stream = rng.choice(vals, args.speed_requests)
-    log = os.path.join(tmp, "million.log")
-    with open(log, "w") as f:
-        f.write("".join(f"input_ids:1x{n},attention_mask:1x{n}\n" for n in stream))
     specs = [TensorSpec("input_ids", "int64", ("batch", "seq")), TensorSpec("attention_mask", "int64", ("batch", "seq"))]
     rows = []
-    for label, kw in (("shape log, batch 1", {}), ("shape log, batches of 8", {"batch_size": 8})):
-        t = time.perf_counter()
-        plan = dynashape.plan(log, inputs=specs, device="cuda", calibrate_cost=False, max_graphs=64, **kw)  # type: ignore[arg-type]
-        total = time.perf_counter() - t
-        s = plan.details["seconds"]
-        rows.append({"workload": label, "requests": args.speed_requests, "distinct": plan.details["workload"]["distinct_shapes"],
-                     "seconds": round(total, 3), "read_s": s["read"], "dp_ladder_s": s["dp_ladder"], "dp_profiles_s": s["dp_profiles"],
-                     "buckets": len(plan.ladder.buckets) if plan.ladder else 0})
-    # the DP alone at n distinct values (the O(k n^2) matrix form)
+    # SQuAD v2 lengths (few distinct values) and synthetic lengths 1..8192 (every value distinct)
+    streams = (("SQuAD v2 lengths", rng.choice(np.loadtxt(LENGTHS, dtype=np.int64), args.speed_requests)),
+               ("uniform lengths 1..8192", rng.integers(1, 8193, args.speed_requests)))
+    for source, stream in streams:
+        log = os.path.join(tmp, "million.log")
+        with open(log, "w") as f:
+            f.write("".join(f"input_ids:1x{n},attention_mask:1x{n}\n" for n in stream))
+        for label, kw in (("batch 1", {}), ("batches of 8", {"batch_size": 8})):
+            t = time.perf_counter()
+            plan = dynashape.plan(log, inputs=specs, device="cuda", calibrate_cost=False, max_graphs=64, **kw)  # type: ignore[arg-type]
+            total = time.perf_counter() - t
+            s = plan.details["seconds"]
+            rows.append({"workload": f"shape log, {source}, {label}", "requests": args.speed_requests,
+                         "distinct": plan.details["workload"]["distinct_shapes"], "seconds": round(total, 3), "read_s": s["read"],
+                         "dp_ladder_s": s["dp_ladder"], "dp_profiles_s": s["dp_profiles"], "dp": plan.details["ladder"]["dp"],
+                         "buckets": len(plan.ladder.buckets) if plan.ladder else 0})
+    # the ladder DP alone at n distinct values: O(k n log n) divide and conquer against the O(k n^2) plain DP
     from dynashape._plan import dp
 
-    for n in (512, 2048, 4096):
+    for n in (512, 2048, 4096, 8192, 16384):
         w = rng.random((1, n))
         c = (0.25 + np.arange(n) / 4096.0)[None, :]
+        row: dict[str, Any] = {"workload": f"ladder DP only, n={n} distinct values, k=64"}
         t = time.perf_counter()
-        dp.segment(dp.ladder_cost_matrix(w, c), 64)
-        rows.append({"workload": f"ladder DP only, n={n} distinct values, k=64", "seconds": round(time.perf_counter() - t, 3)})
+        fast = dp.segment_ladder(w, c, 64, fast=True)
+        row["seconds"] = round(time.perf_counter() - t, 3)
+        if n <= args.plain_dp_max:
+            t = time.perf_counter()
+            plain = dp.segment_ladder(w, c, 64, fast=False)
+            row["plain_dp_s"] = round(time.perf_counter() - t, 3)
+            row["same_ends"] = plain.ends == fast.ends
+            row["max_rel_cost_diff"] = float(np.max(np.abs(plain.costs - fast.costs) / plain.costs))
+        rows.append(row)
     return {"rows": rows}
 
 
@@ -220,9 +231,9 @@ def part_gpu(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
 
 def to_markdown(part: str, data: dict[str, Any]) -> str:
     if part == "speed":
-        return md_table(["workload", "requests", "distinct", "seconds", "read s", "ladder DP s", "profile DP s"],
+        return md_table(["workload", "requests", "distinct", "seconds", "read s", "ladder DP s", "profile DP s", "plain DP s", "same ends"],
                         [[r["workload"], r.get("requests", ""), r.get("distinct", ""), r["seconds"], r.get("read_s", ""), r.get("dp_ladder_s", ""),
-                          r.get("dp_profiles_s", "")] for r in data["rows"]])
+                          r.get("dp_profiles_s", ""), r.get("plain_dp_s", ""), r.get("same_ends", "")] for r in data["rows"]])
     blocks = data.items() if part == "gpu" else [("bert_like, batch 1, ONNX Runtime CPU", data)]
     text = []
     for key, d in blocks:
@@ -239,6 +250,7 @@ def main() -> None:
     ap.add_argument("--part", action="append", choices=["speed", "cpu", "gpu"], required=True)
     ap.add_argument("--requests", type=int, default=400, help="requests per stream (default 400)")
     ap.add_argument("--speed-requests", type=int, default=1_000_000)
+    ap.add_argument("--plain-dp-max", type=int, default=4096, help="largest n the plain O(k n^2) DP is timed at (speed)")
     ap.add_argument("--static-sample", type=int, default=3, help="static engines in the oracle (default 3)")
     ap.add_argument("--batch", type=int, default=8, help="batch size of the batched stream (gpu)")
     ap.add_argument("--max-graphs", type=int, default=64)

@@ -1,9 +1,9 @@
 """Padding along the ladder's dim: pad values per input, and the build's safety check.
 
-NOTE: the input roles (mask, token ids, float features) live here because the shared input
-generator (``dynashape._data``) has no role detection yet; when it gains one, these helpers belong
-next to it. A mask pads with 0 (padded positions are masked out), token ids with the pad id 0,
-floats with 0.
+Input roles (mask, token ids, segments, positions, float features) come from the one input
+generator, :func:`dynashape._data.role_of`; this module only says what each role pads with and
+what a *real* request looks like. A mask pads with 0 (padded positions are masked out), token ids
+with the pad id 0, every other role with 0.
 
 A model is safe to pad when its outputs at the real positions are equal with and without padding:
 masked encoders and right-padded causal decoders are; a conv net with global pooling is not (the
@@ -17,36 +17,38 @@ from typing import Any
 
 import numpy as np
 
+from .._data import FLOAT, IDS, IMAGE, INT, MASK, POSITIONS, SEGMENTS, Hints, make_inputs, role_of
 from .._specs import TensorSpec, format_shape
 from .record import Ladder, Padding
 
-
-def is_mask(spec: TensorSpec) -> bool:
-    return "mask" in spec.name.lower()
-
-
-def pad_value(spec: TensorSpec) -> float:
-    """0 for every role today (masks: masked out; ids: the pad id 0; floats: 0.0), named per role
-    so that a model with another pad id can override it in the plan's padding record."""
-    return 0.0
+# NOTE: 0 for every role today (masks: masked out; ids: the pad id 0; segments, positions and
+# floats: 0): the values at padded positions only matter where they reach the real ones, which the
+# build's check measures. Named per role so that a model with another pad id can override it in
+# the plan's padding record.
+PAD_VALUE = {MASK: 0.0, IDS: 0.0, SEGMENTS: 0.0, POSITIONS: 0.0, INT: 0.0, IMAGE: 0.0, FLOAT: 0.0}
 
 
-def make_real_inputs(specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]], *, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs that look like real requests: masks all 1 (every position real), ids in 1..9 (never
-    the pad id), floats in [0, 1)."""
+def pad_value(spec: TensorSpec, hints: Hints | None = None) -> float:
+    """The value ``spec`` pads with, by its role (:data:`PAD_VALUE`)."""
+    return PAD_VALUE[role_of(spec, (hints or {}).get(spec.name))]
+
+
+def make_real_inputs(specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]], *, seed: int = 0,
+                     hints: Hints | None = None) -> dict[str, np.ndarray]:
+    """Inputs that look like real, unpadded requests: :func:`dynashape._data.make_inputs`, with
+    every mask position real (all ones) and ids in 1..9 (never the pad id 0, so that a padded
+    position differs from a real one)."""
+    out = make_inputs(specs, shapes, seed=seed, hints=hints)
     rng = np.random.default_rng(seed)
-    out: dict[str, np.ndarray] = {}
     for spec in specs:
-        shape = tuple(int(d) for d in shapes[spec.name])
-        dt = spec.dtype
-        if dt == "bool":
-            out[spec.name] = np.ones(shape, bool) if is_mask(spec) else rng.integers(0, 2, shape).astype(bool)
-        elif dt.startswith(("int", "uint")):
-            out[spec.name] = (np.ones(shape) if is_mask(spec) else rng.integers(1, 10, shape)).astype(dt)
-        elif dt == "bfloat16":
-            out[spec.name] = np.ones(shape, np.float32) if is_mask(spec) else rng.random(shape, dtype=np.float32)
-        else:
-            out[spec.name] = (np.ones(shape) if is_mask(spec) else rng.random(shape)).astype(dt)
+        x = out[spec.name]
+        role = role_of(spec, (hints or {}).get(spec.name))
+        if role == MASK:
+            out[spec.name] = np.ones(x.shape, dtype=x.dtype)
+        elif role in (IDS, INT):
+            vocab = (hints or {}).get(spec.name)
+            top = min(10, vocab.vocab) if vocab is not None and vocab.vocab else 10
+            out[spec.name] = rng.integers(1, max(2, top), x.shape).astype(x.dtype)
     return out
 
 

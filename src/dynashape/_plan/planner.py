@@ -203,9 +203,8 @@ def plan(
     graph_mem = 0.0
     if want_ladder and max_graphs >= len(kept):
         C = cost.graph_cost(other_elems[:, None] * values[None, :].astype(np.float64))
-        S = dp.ladder_cost_matrix(W, C)
         kmax = max(1, max_graphs // len(kept))
-        seg = dp.segment(S, kmax)
+        seg = dp.segment_ladder(W, C, kmax)
         best_k = len(seg.ends)
         k = next(i for i in range(1, best_k + 1) if seg.costs[i - 1] <= seg.costs[best_k - 1] * (1 + 1e-3) + 1e-12)
         mem_of = _graph_memory(cost, specs, work.dims, ldim, combos, kept, others, values)
@@ -225,7 +224,7 @@ def plan(
         ladder_info = {
             "buckets": len(buckets), "graphs": len(shapes), "groups": [{work.dims[j]: int(combos[g][i]) for i, j in enumerate(others)} for g in kept],
             "cost_per_bucket_count": [float(c + rare_cost) / total_w for c in seg.costs],
-            "gain_of_one_more_bucket": _gain(seg.costs, k, total_w),
+            "gain_of_one_more_bucket": _gain(seg.costs, k, total_w), "dp": seg.method,
         }
         bidx = np.searchsorted(np.array(buckets), rows[:, lj])
         padded_elems = np.where(unkept, elements, elements / rows[:, lj] * np.array(buckets)[np.minimum(bidx, len(buckets) - 1)])
@@ -241,8 +240,7 @@ def plan(
     u = np.bincount(vidx, weights=weights * plain_exact, minlength=len(values))
     per_dyn, per_static = BUILD_SECONDS.get(backend, (30.0, 17.0))
     t_p = time.perf_counter()
-    Sp, opt_idx = dp.profile_cost_matrix(values, u, alpha)
-    pseg = dp.segment(Sp, max_profiles)
+    pseg = dp.segment_profiles(values, u, alpha, max_profiles)
     kp = next(i for i in range(1, len(pseg.ends) + 1) if pseg.costs[i - 1] <= pseg.costs[len(pseg.ends) - 1] * (1 + 1e-3) + 1e-12)
     while kp > 1 and build_time_s is not None and kp * per_dyn > build_time_s:
         kp -= 1
@@ -262,7 +260,7 @@ def plan(
         lo[ldim] = int(values[start]) if n_seg else lo_all[ldim]
         hi[ldim] = int(values[e]) if n_seg < len(ends) - 1 else hi_all[ldim]
         opt = {d: _weighted_mode(rows[seg_rows, j], weights[seg_rows]) for j, d in enumerate(work.dims)}
-        opt[ldim] = int(values[opt_idx[start, e]])
+        opt[ldim] = int(values[dp.profile_opt(values, u, start, e)])
         profiles.append(_profile(specs, work.dims, lo, opt, hi))
         start = e + 1
     # static profiles for the hottest shapes
@@ -306,7 +304,7 @@ def plan(
         "cost_model": cost.to_json(),
         "profiles": {"dynamic": kp, "static": [{"shape": d, "share": round(s, 4)} for d, s in statics],
                      "cost_per_profile_count": [float(c) / total_w for c in pseg.costs], "opt_penalty": alpha,
-                     "gain_of_one_more_profile": _gain(pseg.costs, kp, total_w)},
+                     "gain_of_one_more_profile": _gain(pseg.costs, kp, total_w), "dp": pseg.method},
         "ladder": ladder_info,
         "budgets": {"max_profiles": max_profiles, "max_graphs": max_graphs, "graph_memory_mb": graph_memory_mb, "build_time_s": build_time_s},
         "seconds": {"read": round(t_read - t_start, 3), "dp_ladder": round(t_dp_ladder, 4), "dp_profiles": round(t_dp_prof, 4),
