@@ -197,26 +197,24 @@ def bench_overhead(quick: bool) -> dict[str, Any]:
 def _paired_overhead(engine: Any, shapes: dict[str, tuple[int, ...]], iterations: int, *, torch_in: bool = False) -> float:
     """Median over calls of (engine.run time - bare backend call time), the two calls back to back.
 
-    Uses the same private hooks as ``dynashape._bench.runtime_overhead`` (the runner and the input
-    conversion), so the bare call gets exactly what the engine would pass to its backend.
+    The bare call is ``engine.backend_call`` (as in ``dynashape._bench.runtime_overhead``): the
+    backend alone on exactly what the engine would pass it.
     """
     from dynashape._data import make_inputs
 
     data: dict[str, Any] = make_inputs(engine.inputs, shapes)
     if torch_in:
         data = {n: torch.from_numpy(v) for n, v in data.items()}
-    k = engine.select_profile(shapes)
-    native = engine._to_native([data[s.name] for s in engine.inputs])
-    runner = engine._runner
+    bare_call = engine.backend_call(data)
     for _ in range(max(20, iterations // 20)):
         engine.run(data)
-        runner.run(k, native)
+        bare_call()
     diffs = []
     for _ in range(iterations):
         t0 = time.perf_counter()
         engine.run(data)
         t1 = time.perf_counter()
-        runner.run(k, native)
+        bare_call()
         t2 = time.perf_counter()
         diffs.append((t1 - t0) - (t2 - t1))
     return float(np.median(diffs)) * 1e6

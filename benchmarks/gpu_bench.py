@@ -440,7 +440,7 @@ def run_latency(spec: Spec, args: argparse.Namespace, timer: Timer, mem: Memory,
         "path": path,
     }
     print(f"[{spec.name}]   built in {secs:.1f} s (per profile {result['dynamic_engine']['profile_build_seconds']})", flush=True)
-    engine_nog = dynashape.Engine(engine.manifest, engine._runner, engine._payloads, cuda_graphs=False)
+    engine_nog = engine.with_options(cuda_graphs=False)
     del engine
     mem.free()
     engine_graphs = dynashape.load(path, graph_cache_size=max(64, len(spec.points) + 8)) if cuda else None
@@ -486,12 +486,14 @@ def run_latency(spec: Spec, args: argparse.Namespace, timer: Timer, mem: Memory,
             methods[name][k] = measure_method(timer, mem, fn, args.iters, args.warmup)
             del fn
         print(f"[{spec.name}] {k:>9}: " + ", ".join(f"{n} {fmt_ms(methods[n][k]['median_ms'])} ms" for n, _ in runs), flush=True)
-    if engine_graphs is not None and engine_graphs._graphs is not None:
-        g = engine_graphs._graphs
-        result["dynamic_engine"]["graphs"] = {"captured": g.captures, "replays": g.replays, "held": len(g), "graph_mb": round(g.nbytes / MB, 1)}
-        if g.captures < len(spec.points):
+    if engine_graphs is not None:
+        g = engine_graphs.graph_stats()
+        result["dynamic_engine"]["graphs"] = {"captured": g["captures"], "replays": g["replays"], "held": g["graphs"],
+                                              "graph_mb": round(g["graph_bytes"] / MB, 1), "failures": g["failures"]}
+        if g["captures"] < len(spec.points):
             result.setdefault("notes", []).append(
-                f"CUDA graphs: {g.captures} captured for {len(spec.points)} shapes; shapes without a graph ran plain calls (see the log)")
+                f"CUDA graphs: {g['captures']} captured for {len(spec.points)} shapes; shapes without a graph ran plain calls "
+                f"(failures {g['failures']}, see the log)")
 
     # 3. Static engines -------------------------------------------------------------------------
     static_pts = args.static_points if args.static_points is not None else spec.static_points
@@ -518,7 +520,7 @@ def run_latency(spec: Spec, args: argparse.Namespace, timer: Timer, mem: Memory,
         per_static.append(secs)
         result["static_engines"][k] = {"build_seconds": round(secs, 2)}
         x = dev_inputs(p, True)
-        st_nog = dynashape.Engine(st.manifest, st._runner, st._payloads, cuda_graphs=False)
+        st_nog = st.with_options(cuda_graphs=False)
         shapes_out[k].setdefault("diff_vs_eager", {})["static"] = _diff(_first(st_nog.run(x)), refs[k])
         methods["static"][k] = measure_method(timer, mem, _bound(st_nog.run, x), args.iters, args.warmup)
         if cuda:
@@ -617,9 +619,10 @@ def run_squad(spec: Spec, args: argparse.Namespace, timer: Timer, mem: Memory, r
         for size in (args.squad_graph_cache, 16):
             eng = dynashape.load(path, graph_cache_size=size)
             stream(f"engine_graphs cache={size}", eng.run, reqs, passes=2)
-            g = eng._graphs
-            out["methods"][f"engine_graphs cache={size} (pass 2)"]["graphs"] = {"captures": g.captures, "replays": g.replays,
-                                                                                  "held": len(g), "graph_mb": round(g.nbytes / MB, 1)}
+            g = eng.graph_stats()
+            out["methods"][f"engine_graphs cache={size} (pass 2)"]["graphs"] = {"captures": g["captures"], "replays": g["replays"],
+                                                                                  "held": g["graphs"], "graph_mb": round(g["graph_bytes"] / MB, 1),
+                                                                                  "failures": g["failures"]}
             del eng
             mem.free()
 
@@ -747,8 +750,6 @@ def run_layout(spec: Spec, args: argparse.Namespace, timer: Timer, result: dict[
     NOTE: static engines would hide the difference: Inductor converts convolutions to channels-last
     by itself when every shape is static, and not with dynamic dims.
     """
-    import dynashape
-
     if spec.name == "bert":
         result["notes"].append("layout: only for convolutional models (resnet50, segmentation)")
         return
@@ -762,7 +763,7 @@ def run_layout(spec: Spec, args: argparse.Namespace, timer: Timer, result: dict[
     for cl in (False, True):
         e, secs = build_engine(spec, model, [profile], args.device, opt, args.validate, channels_last=cl)
         key = "channels_last" if cl else "contiguous"
-        nog = dynashape.Engine(e.manifest, e._runner, e._payloads, cuda_graphs=False)
+        nog = e.with_options(cuda_graphs=False)
         for p, row in rows.items():
             x = {n: t.to(args.device) for n, t in spec.inputs(p).items()}
             row[f"{key}_build_s"] = round(secs, 2)

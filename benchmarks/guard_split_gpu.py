@@ -92,7 +92,7 @@ def main() -> None:
     result["build_s"] = round(time.perf_counter() - t, 1)
     result["profiles"] = len(engine.profiles)
     result["parts"] = [p.to_json() for p in engine.manifest.parts]
-    result["payload_bytes"] = {n: len(b) for n, b in engine._payloads.items()}
+    result["payload_bytes"] = engine.payload_sizes()
     print(f"{args.model}: built in {result['build_s']} s, {len(engine.profiles)} profile, "
           f"{sum(p.payload is not None for p in engine.manifest.parts) or 1} parts", flush=True)
     for p in engine.manifest.parts:

@@ -28,7 +28,7 @@ def med(fn, n=50):
 
 def timeit(engine):
     out = {}
-    nog = dynashape.Engine(engine.manifest, engine._runner, engine._payloads, cuda_graphs=False)
+    nog = engine.with_options(cuda_graphs=False)
     for h, w in pts:
         x = {"input_1": torch.rand(1, 3, h, w, device="cuda")}
         try:
@@ -53,7 +53,7 @@ for h, w in pts:
     e = dynashape.build(model, Profile({"input_1": (shape, shape, shape)}), backend="inductor", device="cuda", precision="fp16",
                         example_inputs={"input_1": torch.rand(shape)}, validate=False)
     x = {"input_1": torch.rand(shape, device="cuda")}
-    nog = dynashape.Engine(e.manifest, e._runner, e._payloads, cuda_graphs=False)
+    nog = e.with_options(cuda_graphs=False)
     results[f"static {h}x{w}"] = (round(med(lambda x=x, f=nog.run: f(x)), 4), round(med(lambda x=x, f=e.run: f(x)), 4))
     print(f"static {h}x{w}", results[f"static {h}x{w}"], flush=True)
 with open(sys.argv[1], "w") as f:

@@ -24,7 +24,7 @@ engines = {
 }
 x = {"input_1": torch.rand(shape, device="cuda")}
 for name, e in engines.items():
-    e = dynashape.Engine(e.manifest, e._runner, e._payloads, cuda_graphs=False)
+    e = e.with_options(cuda_graphs=False)
     for _ in range(20):
         e.run(x)
     torch.cuda.synchronize()

@@ -109,7 +109,10 @@ def tf32_state(torch: Any) -> tuple[bool, bool]:
         try:
             out.append(bool(legacy.allow_tf32))
         except RuntimeError:
-            out.append(getattr(new, "fp32_precision", "ieee") == "tf32")
+            value = getattr(new, "fp32_precision", "ieee")
+            if value == "none":  # inherits the process-wide fp32 precision
+                value = getattr(torch.backends, "fp32_precision", "ieee")
+            out.append(value == "tf32")
     return out[0], out[1]
 
 
