@@ -84,6 +84,8 @@ def inspect(path: str | os.PathLike[str], *, verify_key: Any = None, require_sig
     and nothing in it is run.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise DynashapeError(f"'{path}' is a folder", "an ONNX file or an engine file", "name the file inside it")
     if not os.path.isfile(path):
         raise DynashapeError(f"'{path}' does not exist", "an ONNX file or an engine file", "check the path")
     with open(path, "rb") as f:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
+from ._dtypes import DTYPES
 from ._errors import ProfileError
 from ._limits import check_tensor_bytes, element_count, is_integer
 from ._specs import TensorSpec, format_shape
@@ -240,10 +239,8 @@ def _inputs_text(inputs: Sequence[TensorSpec]) -> str:
 
 
 def _itemsize(dtype: str) -> int:
-    try:
-        return np.dtype(dtype).itemsize
-    except TypeError:
-        return 2 if dtype == "bfloat16" else 1  # NOTE: types numpy lacks (bf16, fp8) are at least one byte
+    d = DTYPES.get(dtype)
+    return d.itemsize if d is not None else 1  # NOTE: a type outside the table is at least one byte
 
 
 def validate_profile(profile: Profile, inputs: Sequence[TensorSpec], index: int = 0) -> Profile:
