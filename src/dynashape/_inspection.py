@@ -56,6 +56,11 @@ class Inspection:
                 lines.append("  build time per profile (s): " + ", ".join(str(x) for x in bd["profile_build_seconds"]))
             lines.append("  payloads: " + ", ".join(f"{p['name']} ({p['size']:,} bytes)" for p in d["payloads"]))
             lines.append("  built with: " + ", ".join(f"{k} {v}" for k, v in d["library_versions"].items() if v))
+            if d.get("plan"):
+                from ._plan.record import Plan
+                from ._plan.report import summary_lines
+
+                lines += summary_lines(Plan.from_json(d["plan"], where="the engine's plan"))
         return "\n".join(lines)
 
 

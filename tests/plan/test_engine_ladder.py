@@ -68,6 +68,15 @@ def test_plan_survives_save_and_load(tmp_path: Path, planned: dynashape.Engine) 
     assert engine.manifest.plan == planned.manifest.plan
     stats = engine.warmup()  # CPU: runs each ladder shape once, captures nothing
     assert stats["graphs"] == 0 and stats["ladder"]["padding"] == "safe"
+    # inspect's text view shows the plan briefly: ladder, padding verdict, profiles, predictions
+    text = str(dynashape.inspect(tmp_path / "b.engine"))
+    plan = planned.manifest.plan
+    assert plan is not None and plan.ladder is not None
+    assert f"ladder on 'seq': 4 buckets ({', '.join(map(str, plan.ladder.buckets))}), 4 graphs" in text
+    assert "padding safe: outputs at the real positions equal" in text
+    assert f"profiles: {len(plan.profiles) - plan.static_profiles} dynamic, {plan.static_profiles} static" in text
+    lat = plan.predictions["latency_per_request"]
+    assert f"predicted: {lat.value:.4g} proxy units a request" in text and "padding waste" in text
 
 
 def test_global_pooling_conv_net_is_refused(tmp_path: Path) -> None:

@@ -56,6 +56,44 @@ def explain(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def summary_lines(plan: Plan, indent: str = "  ") -> list[str]:
+    """A few lines on a plan for ``dynashape inspect``: where it came from, the ladder and padding
+    verdict, the predictions and what the build measured (``explain`` has the full tables)."""
+    d = plan.details
+    w = d.get("workload", {})
+    i2 = indent * 2
+    lines = [f"{indent}plan: for {d.get('backend')} on {d.get('device')} ({d.get('precision')}), from {w.get('requests')} "
+             f"{'batches of ' + str(d['batch_size']) if d.get('batch_size') else 'requests'} ({w.get('distinct_shapes')} distinct shapes), "
+             f"planned along '{w.get('ladder_dim')}'"]
+    dynamic = len(plan.profiles) - plan.static_profiles
+    lines.append(f"{i2}profiles: {dynamic} dynamic, {plan.static_profiles} static (the hottest shapes)")
+    if plan.ladder is None:
+        lines.append(f"{i2}no bucket ladder")
+    else:
+        lines.append(f"{i2}ladder on '{plan.ladder.dim}': {len(plan.ladder.buckets)} buckets ({', '.join(map(str, plan.ladder.buckets))}), "
+                     f"{len(plan.ladder.shapes)} graphs")
+        if plan.padding is not None:
+            lines.append(f"{i2}padding {'safe' if plan.padding.safe else 'refused'}: {plan.padding.reason}")
+    p = plan.predictions
+    parts = []
+    if "latency_per_request" in p:
+        lat = p["latency_per_request"]
+        base = p.get("latency_without_plan")
+        parts.append(f"{lat.value:.4g} {lat.unit} a request" + (f" (without the plan {base.value:.4g})" if base is not None else ""))
+    if "padding_waste" in p:
+        parts.append(f"padding waste {p['padding_waste'].value:.1%}")
+    if "graph_memory" in p:
+        parts.append(f"graph memory {p['graph_memory'].value:.4g} {p['graph_memory'].unit}")
+    if "build_time" in p:
+        parts.append(f"build {p['build_time'].value:.4g} {p['build_time'].unit}")
+    if parts:
+        lines.append(f"{i2}predicted: " + ", ".join(parts))
+    measured = d.get("measured_at_build")
+    if measured:
+        lines.append(f"{i2}measured at build: {measured.get('graphs')} graphs, graph pool {measured.get('graph_pool_mb')} MiB")
+    return lines
+
+
 def _svg(plan: Plan, width: int = 860, height: int = 320) -> str:
     w = plan.details.get("workload", {})
     values = np.asarray(w.get("values", []), dtype=np.float64)
