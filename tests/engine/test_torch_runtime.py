@@ -67,14 +67,17 @@ def test_apply_policy_once_with_a_warning_naming_the_switch(switches: None, capl
 
 def test_capture_context_sets_the_policy_and_restores(switches: None) -> None:
     rt.set_tf32(torch, True, False)
-    with rt.tf32_for_capture(torch, False):
-        assert rt.tf32_state(torch) == (False, False)
+    with rt.tf32_for_capture(torch, False) as switched:
+        assert switched and rt.tf32_state(torch) == (False, False)
     assert rt.tf32_state(torch) == (True, False)
-    with rt.tf32_for_capture(torch, True):
-        assert rt.tf32_state(torch) == (True, True)
+    with rt.tf32_for_capture(torch, True) as switched:
+        assert switched and rt.tf32_state(torch) == (True, True)
     assert rt.tf32_state(torch) == (True, False)
-    with rt.tf32_for_capture(torch, None):
-        assert rt.tf32_state(torch) == (True, False)
+    with rt.tf32_for_capture(torch, None) as switched:
+        assert not switched and rt.tf32_state(torch) == (True, False)
+    rt.set_tf32(torch, False, False)
+    with rt.tf32_for_capture(torch, False) as switched:
+        assert not switched
 
 
 def test_policy_with_torchs_new_precision_api() -> None:

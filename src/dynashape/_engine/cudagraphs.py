@@ -159,7 +159,8 @@ class CudaGraphRunner:
         self._torch = torch
         self.capture_on_demand = capture_on_demand
         self.strict = strict
-        # Entered around each capture (the runtime's capture lock and TF32 policy).
+        # Entered around each capture (the runtime's capture lock and TF32 policy); it yields True
+        # when it changed the math switches, and the check's reference is then computed under it.
         self._capture_context = capture_context or contextlib.nullcontext
         self.failures = {"capture": 0, "replay": 0, "mismatch": 0}
         self._pool = torch.cuda.graph_pool_handle()
@@ -254,7 +255,9 @@ class CudaGraphRunner:
         reserved = torch.cuda.memory_reserved()
         graph = torch.cuda.CUDAGraph()
         try:
-            with self._capture_context():
+            with self._capture_context() as switched:
+                if switched:
+                    reference = self.runner.run(profile, static_in)
                 self.capture_with.run(profile, static_in)  # warm the capture container outside capture
                 torch.cuda.synchronize()
                 with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="relaxed"):

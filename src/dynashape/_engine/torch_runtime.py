@@ -156,19 +156,20 @@ def apply_tf32_policy(torch: Any, wanted: bool | None, what: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def tf32_for_capture(torch: Any, wanted: bool | None) -> Iterator[None]:
-    """The engine's TF32 policy for the duration of one CUDA graph capture (see the module's notes)."""
+def tf32_for_capture(torch: Any, wanted: bool | None) -> Iterator[bool]:
+    """The engine's TF32 policy for the duration of one CUDA graph capture (see the module's notes);
+    yields whether it changed the switches."""
     if wanted is None:
-        yield
+        yield False
         return
     with _TF32_LOCK:
         state = tf32_state(torch)
         if not tf32_changes(state, wanted):
-            yield
+            yield False
             return
         set_tf32(torch, wanted, wanted)
         try:
-            yield
+            yield True
         finally:
             set_tf32(torch, *state)
 
@@ -272,9 +273,9 @@ class TorchRuntime:
             )
 
     @contextlib.contextmanager
-    def _capture_context(self) -> Iterator[None]:
-        with _capture_lock(self.runner), tf32_for_capture(self.torch, self.tf32):
-            yield
+    def _capture_context(self) -> Iterator[bool]:
+        with _capture_lock(self.runner), tf32_for_capture(self.torch, self.tf32) as switched:
+            yield switched
 
     def to_native(self, arrays: list[Any]) -> list[Any]:
         torch = self.torch
