@@ -48,6 +48,7 @@ class Inspection:
                 lines.append(f"  profile {k}:")
                 lines += [f"    {n}: min {'x'.join(map(str, r['min']))}, opt {'x'.join(map(str, r['opt']))}, max {'x'.join(map(str, r['max']))}" for n, r in p.items()]
                 lines += _parts_text(k, d.get("parts") or [])
+                lines += _alignment_text(k, (d.get("backend_data") or {}).get("alignment") or [])
             s = d["build_settings"]
             extra = ", ".join(f"{k}={v}" for k, v in s.items() if v not in (None, [], ()))
             lines.append(f"  build settings: {extra}")
@@ -70,7 +71,7 @@ def _parts_text(profile: int, parts: list[dict[str, Any]]) -> list[str]:
     records = [p for p in records if p.profile == profile]
     if not records:
         return []
-    lines = [f"    split by the model's guards into {sum(p.payload is not None for p in records)} parts:"]
+    lines = [f"    built as {sum(p.payload is not None for p in records)} parts (split by the model's guards or by alignment):"]
     for j, p in enumerate(r for r in records if r.payload is not None):
         lines.append(f"      part {j} ({p.payload}): {p.describe()}")
         lines.append(f"        guards: {'; '.join(p.guards) or 'none'}")
@@ -80,6 +81,15 @@ def _parts_text(profile: int, parts: list[dict[str, Any]]) -> list[str]:
             lines.append(f"      refused: {p.describe()}, failing {'; '.join(p.guards)}")
             lines += [f"        made by {s}" for s in p.sources]
     return lines
+
+
+def _alignment_text(profile: int, records: list[Any]) -> list[str]:
+    """A profile's aligned dims: the step, the aligned part's range, and the padding verdict."""
+    if profile >= len(records) or not records[profile]:
+        return []
+    from ._backend.alignment import part_lines
+
+    return part_lines(records[profile])
 
 
 def inspect(path: str | os.PathLike[str], *, verify_key: Any = None, require_signature: bool | None = None) -> Inspection:

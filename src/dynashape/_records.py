@@ -29,7 +29,9 @@ class BuildSettings:
         append_ops: ``(output name, op)`` pairs, e.g. ``("output_1", "Sigmoid")``, applied at build time.
         optimization_level: ONNX Runtime graph optimizations: ``"all"`` (default), ``"extended"``,
             ``"basic"``, ``"disable"``.
-        tuning: inductor: ``"default"`` (fast build) or ``"max-autotune"``.
+        tuning: inductor: ``"default"`` (fast build), ``"max-autotune"`` (GEMM/convolution choices
+            benchmarked), ``"coordinate-descent"`` (Triton tiling tuned) or ``"max-autotune-cd"``
+            (both); each tunes at every profile's opt shape.
         threads: CPU threads per inference (None: the backend's default, all cores).
         validate: run the new engine at every profile's min, opt and max and compare with the source.
         tf32: allow TF32 for fp32 matmuls and convolutions on CUDA. Default False: an fp32 engine
@@ -45,6 +47,13 @@ class BuildSettings:
             segmentation net at 1600x1600 in 1.76 ms against 0.79 ms; static engines ran the same
             in both layouts.
         share_weights: keep one copy of the weights for all profiles, in the file and in memory.
+        align: inductor: ``(dim name, step)`` pairs. Each profile where the dim is free gets an
+            aligned part for the multiples of the step (see ``dynashape._backend.alignment``).
+        align_pad: with ``align``: pad other values up to the next multiple and crop the outputs,
+            where the build finds the model padding-safe along the dim (else they run in a
+            general part).
+        attention: inductor: ``"sdpa"`` exports ``nn.MultiheadAttention`` self-attention as one
+            batch-first SDPA call (see ``dynashape._backend.attention``); None keeps the module.
     """
 
     device: str = "cpu"
@@ -57,19 +66,24 @@ class BuildSettings:
     tf32: bool = False
     channels_last: bool | None = None
     share_weights: bool = True
+    align: tuple[tuple[str, int], ...] = ()
+    align_pad: bool = False
+    attention: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "device": self.device, "precision": self.precision, "append_ops": [list(p) for p in self.append_ops],
             "optimization_level": self.optimization_level, "tuning": self.tuning, "threads": self.threads,
             "validate": self.validate, "tf32": self.tf32, "channels_last": self.channels_last,
-            "share_weights": self.share_weights,
+            "share_weights": self.share_weights, "align": [list(p) for p in self.align], "align_pad": self.align_pad,
+            "attention": self.attention,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BuildSettings:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["append_ops"] = tuple(tuple(p) for p in known.get("append_ops", ()))
+        known["align"] = tuple((str(n), int(v)) for n, v in known.get("align", ()))
         return cls(**known)
 
 

@@ -35,13 +35,23 @@ from .._io import private_cache_dir, write_atomic
 from .._profiles import Profile
 from .._records import BuildSettings, Built, Manifest, ProfilePart, Source
 from .._specs import TensorSpec, dtype_name, identifier
+from .alignment import Aligner, plan_parts
+from .attention import use_sdpa
 from .base import Backend, Runner
 from .guard_split import PlannedPart, split_profile
 from .guard_split import dim_symbol as _symbol
 
 log = logging.getLogger("dynashape")
 
-_TUNING: dict[str, dict[str, Any]] = {"default": {}, "max-autotune": {"max_autotune": True}}
+# NOTE: every tuning benchmarks its candidates at each profile's opt shape: AOTInductor takes the
+# size hint of a symbolic dim from the example torch.export traced with (export_profile traces at
+# opt). The choices land in Inductor's cache (cache_dir()), so a rebuild does not tune again.
+_TUNING: dict[str, dict[str, Any]] = {
+    "default": {},
+    "max-autotune": {"max_autotune": True},
+    "coordinate-descent": {"coordinate_descent_tuning": True},
+    "max-autotune-cd": {"max_autotune": True, "coordinate_descent_tuning": True},
+}
 _COMPUTE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
@@ -175,6 +185,9 @@ def output_specs(ep: Any, inputs: Sequence[TensorSpec], names: Sequence[str]) ->
         for axis, d in enumerate(node.meta["val"].shape):
             if not isinstance(d, int):
                 rename.setdefault(str(d), _symbol(spec, axis))
+                coeff, root = d.node.expr.as_coeff_Mul()
+                if coeff != 1 and len(root.free_symbols) == 1:  # an aligned dim: step * root
+                    rename.setdefault(str(root), f"({_symbol(spec, axis)}//{coeff})")
     out_node = next(n for n in ep.graph.nodes if n.op == "output")
     vals = [a.meta["val"] for a in out_node.args[0]]
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, rename)) + r")\b") if rename else None
@@ -231,6 +244,11 @@ class InductorBackend(Backend):
             log.warning("fp16 on the CPU is slow in most PyTorch CPU kernels; bf16 or fp32 are usually faster there")
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache_dir())
         module, channels_last = _make_compute_module(torch, source, settings)
+        swapped = None
+        if settings.attention == "sdpa":
+            module, swapped = use_sdpa(torch, module, source.example_inputs, settings.device, settings.precision)
+        align = dict(settings.align)
+        aligned: list[dict[str, Any] | None] = []
         configs = dict(_TUNING[tuning])
         if settings.share_weights:
             configs["aot_inductor.package_constants_in_so"] = False
@@ -244,7 +262,12 @@ class InductorBackend(Backend):
             for k, profile in enumerate(profiles):
                 t = time.perf_counter()
                 _progress.say(f"build: profile {k + 1} of {len(profiles)}: torch.export + AOTInductor ({profile.describe()})")
-                planned = export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs)
+                def general(profile: Profile = profile) -> list[PlannedPart]:
+                    return export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs)
+
+                planned, record = plan_parts(torch, module, source, profile, align, settings.align_pad, general,
+                                             lambda i, shape: _example_tensor(torch, source.example_inputs[i], shape, settings.device))
+                aligned.append(record)
                 packaged = [p for p in planned if p.program is not None]
                 if len(planned) > 1 or planned[0].part.dims:
                     log.info("profile %d: the model's guards split it into %d parts", k, len(packaged))
@@ -256,7 +279,7 @@ class InductorBackend(Backend):
                     name = part_payload(k, j)
                     path = os.path.join(tmp, name)
                     if len(packaged) > 1:
-                        log.info("profile %d part %d/%d: AOTInductor (%s)", k, j + 1, len(packaged), p.part.describe())
+                        _progress.say(f"build: profile {k + 1} part {j + 1} of {len(packaged)}: AOTInductor ({p.part.describe()})")
                     torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
                     with open(path, "rb") as f:
                         payloads[name] = f.read()
@@ -274,6 +297,10 @@ class InductorBackend(Backend):
                 "profile_build_seconds": seconds, "torch": torch.__version__}
         if any(n > 1 for n in part_counts):
             data["profile_parts"] = part_counts
+        if any(aligned):
+            data["alignment"] = aligned
+        if swapped is not None:
+            data["attention"] = {"mode": "sdpa", "modules_swapped": swapped}
         return Built(payloads, source.inputs, merge_specs(per_part), data, parts)
 
     @classmethod
@@ -293,10 +320,12 @@ class InductorBackend(Backend):
         if "weights.pt" in payloads:
             weights = torch.load(io.BytesIO(payloads["weights.pt"]), map_location=device, weights_only=True)
         table = PartTable(manifest.inputs, manifest.parts)
-        paths = [[_cached_file(payloads[part_payload(k, j)], part_payload(k, j)) for j in range(table.count(k))] for k in range(len(manifest.profiles))]
+        paths = [[_cached_file(payloads[part_payload(k, j)], part_payload(k, j)) for j in range(table.count(k))]
+                 for k in range(len(manifest.profiles))]
         models = [[_load_package(torch, manifest, k, p, weights, single_threaded=False) for p in ps] for k, ps in enumerate(paths)]
+        aligner = Aligner(manifest.inputs, manifest.outputs, manifest.backend_data.get("alignment") or [])
         return InductorRunner(models, device, weights, lambda k, j: _load_package(torch, manifest, k, paths[k][j], weights, single_threaded=True),
-                              table)
+                              table, aligner or None)
 
 
 def part_payload(profile: int, part: int) -> str:
@@ -418,13 +447,14 @@ class InductorRunner(Runner):
     uses_torch_tf32: ClassVar[bool] = True
 
     def __init__(self, models: list[list[Any]], device: str, weights: dict[str, Any] | None,
-                 load_single_threaded: Any = None, parts: PartTable | None = None) -> None:
+                 load_single_threaded: Any = None, parts: PartTable | None = None, aligner: Aligner | None = None) -> None:
         self.models = models  # per profile, its parts' packages (one for a profile that is not split)
         self.device = device
         self.weights = weights  # kept alive: the packages use these tensors in place
         self._load_single_threaded = load_single_threaded
         self._capture_models: dict[tuple[int, int], Any] = {}
         self.parts = parts
+        self.aligner = aligner  # pads dims of aligned, padding-safe profiles to their step
 
     def part(self, profile: int, inputs: Sequence[Any]) -> int:
         """The part of ``profile`` that serves these inputs (0 for a profile that is not split)."""
@@ -433,6 +463,10 @@ class InductorRunner(Runner):
         return self.parts.select(profile, [tuple(x.shape) for x in inputs])
 
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
+        if self.aligner is not None:
+            xs, crop = self.aligner.pad(profile, inputs)
+            if crop is not None:
+                return crop(self.models[profile][self.part(profile, xs)].run(xs))
         return self.models[profile][self.part(profile, inputs)].run(list(inputs))
 
     def capture_runner(self) -> Runner:
@@ -448,7 +482,11 @@ class _CaptureRunner(Runner):
 
     def run(self, profile: int, inputs: Sequence[Any]) -> list[Any]:
         p = self.parent
+        crop = None
+        if p.aligner is not None:
+            inputs, crop = p.aligner.pad(profile, inputs)
         key = (profile, p.part(profile, inputs))
         if key not in p._capture_models:
             p._capture_models[key] = p._load_single_threaded(*key)
-        return p._capture_models[key].run(list(inputs))
+        outs = p._capture_models[key].run(list(inputs))
+        return outs if crop is None else crop(outs)

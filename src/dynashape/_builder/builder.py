@@ -217,6 +217,9 @@ def build(
     data: DataArg | None = None,
     quiet: bool | None = None,
     plan: Any = None,
+    align: Mapping[str, int] | None = None,
+    align_pad: bool = False,
+    attention: str | None = None,
 ) -> Engine:
     """Build an engine from an ONNX file (path or ``onnx.ModelProto``) or a ``torch.nn.Module``.
 
@@ -235,6 +238,12 @@ def build(
             (in the engine's precision on its device; see ``dynashape._builder.validate``), on
             representative generated data or on ``data``.
         tf32, channels_last, share_weights: see :class:`BuildSettings`.
+        align: inductor: a step per dim name, ``{"image_height": 32, "batch": 8}``: each profile gets
+            a part compiled for the multiples of the step (see ``dynashape._backend.alignment``).
+        align_pad: with ``align``: pad other values to the next multiple (and crop the outputs)
+            where the model is padding-safe along the dim, instead of a second, general part.
+        attention: inductor: ``"sdpa"`` exports ``nn.MultiheadAttention`` self-attention as one
+            batch-first SDPA call (see ``dynashape._backend.attention``).
         data: the user's feeds for validation instead of generated ones: an ``.npz`` path,
             ``"file.py:function"``, a dict name -> array, or an iterable of such dicts.
         quiet: no progress lines on stderr (None: the process default, on).
@@ -295,9 +304,18 @@ def build(
     if precision not in impl.precisions:
         raise BackendError(f"precision {precision} with backend '{name}'", f"one of {', '.join(impl.precisions)}",
                            "use another backend or precision")
+    if (align or attention is not None) and name != "inductor":
+        raise BackendError(f"align/attention with backend '{name}'", "the inductor backend for these options",
+                           "build with backend='inductor' (--backend inductor), or drop them")
+    if attention not in (None, "default", "sdpa"):
+        raise DynashapeError(f"attention '{attention}'", "'default' (keep the model's attention modules) or 'sdpa'")
+    from .._backend.alignment import check_align
+
     settings = BuildSettings(device=device, precision=precision, append_ops=ops, optimization_level=optimization_level,
                              tuning=tuning, threads=threads, validate=validate, tf32=tf32,
-                             channels_last=channels_last, share_weights=share_weights)
+                             channels_last=channels_last, share_weights=share_weights,
+                             align=check_align(align, src.inputs), align_pad=bool(align_pad),
+                             attention=None if attention == "default" else attention)
     reference = src
     with tempfile.TemporaryDirectory(prefix="dynashape-build-") as tmp:
         if src.kind not in impl.sources:

@@ -120,7 +120,11 @@ def _build_settings(c: _Checker, data: dict[str, Any]) -> None:
     c.get(b, "threads", f + "threads", lambda v: v is None or _int(1, MAX_THREADS)(v), f"null or an int from 1 to {MAX_THREADS}", optional=True)
     c.get(b, "optimization_level", f + "optimization_level", lambda v: v in _OPT_LEVELS, f"one of {_OPT_LEVELS}", optional=True)
     c.get(b, "tuning", f + "tuning", lambda v: v is None or _is_str(v), "null or a name", optional=True)
-    for key in ("validate", "tf32", "share_weights"):
+    c.get(b, "align", f + "align", lambda v: isinstance(v, list) and all(
+        isinstance(p, list) and len(p) == 2 and _is_str(p[0]) and _int(2, 1024)(p[1]) for p in v), "a list of [dim name, step 2..1024] pairs",
+        optional=True)
+    c.get(b, "attention", f + "attention", lambda v: v in (None, "sdpa"), "null or 'sdpa'", optional=True)
+    for key in ("validate", "tf32", "share_weights", "align_pad"):
         c.get(b, key, f + key, lambda v: isinstance(v, bool), "true or false", optional=True)
     c.get(b, "channels_last", f + "channels_last", lambda v: v is None or isinstance(v, bool), "null, true or false", optional=True)
     c.get(b, "append_ops", f + "append_ops", lambda v: isinstance(v, list) and all(

@@ -105,6 +105,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _align_from_args(text: str) -> dict[str, int]:
+    out = {}
+    for item in text.split(","):
+        name, sep, step = item.strip().partition(":")
+        if not sep or not name or not step.strip().isdigit():
+            raise DynashapeError(f"--align item '{item}'", "DIM:STEP pairs separated by commas, e.g. image_height:32,image_width:32")
+        out[name] = int(step)
+    return out
+
+
 # -- inspect --------------------------------------------------------------------------------------
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -123,6 +133,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         append_ops=args.append_op, optimization_level=args.optimization_level, tuning=args.tuning, threads=args.threads,
         validate=not args.no_validate, tf32=args.tf32, channels_last=args.channels_last, data=args.data,
     )
+    if args.align:
+        common.update(align=_align_from_args(args.align), align_pad=args.align_pad)
+    if args.attention:
+        common["attention"] = args.attention
     if args.plan:
         common["plan"] = args.plan
     if args.onnx and args.model:
@@ -243,7 +257,15 @@ def register(sub: Any) -> None:
     g.add_argument("--plan", metavar="FILE", help="build a plan from `dynashape plan` (its profiles and bucket ladder)")
     g.add_argument("--append-op", action="append", default=[], metavar="OUTPUT:OP", help="append an op to an output, e.g. output_1:Sigmoid")
     g.add_argument("--optimization-level", choices=["disable", "basic", "extended", "all"], help="onnxruntime graph optimizations (default all)")
-    g.add_argument("--tuning", choices=["default", "max-autotune"], help="inductor: default (fast build) or max-autotune")
+    g.add_argument("--tuning", choices=["default", "max-autotune", "coordinate-descent", "max-autotune-cd"],
+                   help="inductor: default (fast build), max-autotune (GEMM/conv choices), coordinate-descent (Triton tiling) "
+                   "or max-autotune-cd (both); tuned at each profile's opt shape")
+    g.add_argument("--align", metavar="DIM:STEP[,DIM:STEP]", help="inductor: compile a part of each profile for the multiples "
+                   "of STEP along DIM, e.g. image_height:32,image_width:32 or batch:8")
+    g.add_argument("--align-pad", action="store_true", help="with --align: pad other values to the next multiple and crop the "
+                   "outputs where the build finds the model padding-safe (else they run in a general part)")
+    g.add_argument("--attention", choices=["default", "sdpa"], help="inductor: sdpa exports nn.MultiheadAttention "
+                   "self-attention as one batch-first SDPA call (default: the module as it is)")
     g.add_argument("--threads", type=int, help="CPU threads per inference (default: all)")
     g.add_argument("--no-validate", action="store_true", help="skip running the new engine against the source")
     g.add_argument("--data", metavar="FILE", help=f"validate on these inputs instead of generated ones: {DATA_HELP}")

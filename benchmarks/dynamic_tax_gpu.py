@@ -1,0 +1,409 @@
+"""The dynamic tax on real vision networks, lever by lever, in one run on one GPU.
+
+Per model, in one timing process on one GPU (fp16, inputs already on the GPU, CUDA events, median):
+  eager            ``model.half().cuda().eval()`` under ``torch.inference_mode()``
+  static           an engine with min = opt = max at each measured shape (the limit)
+  dynamic          the profile's general part: the engine as it is without alignment
+  dynamic+align    the same engine with its aligned part (dims stepping by 32, or the batch by 8
+                   with padding), which serves the shapes that are multiples
+  dynamic+sdpa     (ViT) nn.MultiheadAttention exported as one batch-first SDPA call
+  dynamic+cd       (ResNet-50, budget allowing) coordinate-descent tuning at opt
+each without and with CUDA graphs; plus a torch.profiler table of the top kernels by CUDA time at one
+shape per model (dynamic vs static vs the lever), with the time in copy/clone kernels (layout copies).
+
+The engines are built first, in parallel child processes (``--jobs``; each saves an engine file),
+then loaded and timed in this process. "dynamic" is the general part of the aligned engine run
+alone (a view of the same loaded packages, so one compile serves both rows).
+
+On the GPU machine (about 6-7 minutes on an H200 with the default models):
+
+    PYTHONPATH=src CXX=/usr/bin/g++ CC=/usr/bin/gcc python benchmarks/dynamic_tax_gpu.py --out "${OUT:-benchmarks/results}"
+
+``--models all`` adds ConvNeXt-T, EfficientNet-B0, MobileNetV3-L, Swin-T (dynamic batch) and FCN/DeepLabV3-ResNet50
+(dynamic H/W); ``--budget-s`` (default 400) stops starting builds and timings when it runs out and reports
+what was skipped. Writes ``dynamic_tax_<date>.json`` and ``.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _common import geomean, machine_info, md_table, today, write_atomic, write_json  # noqa: E402
+
+ALIGN_HW = {"image_height": 32, "image_width": 32}
+
+
+@dataclass
+class Config:
+    """One model: its input, the dynamic profile, the shapes to time, the static shapes and the engine variants."""
+
+    key: str
+    label: str
+    make: str  # "torchvision:<name>" or "zoo:<name>"
+    input_name: str
+    axes: dict[int, str]
+    profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+    shapes: list[tuple[int, ...]]
+    static: list[tuple[int, ...]]
+    variants: dict[str, dict[str, Any]]  # name -> build kwargs; the first is the aligned engine with a general part
+    profile_shape: tuple[int, ...] = ()
+    extra: bool = False
+    conv: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def configs() -> list[Config]:
+    hw = {2: "image_height", 3: "image_width"}
+    out = [
+        Config("segmentation", "seed segmentation net (dynashape.zoo), dynamic H/W", "zoo:segmentation", "input_1", hw,
+               ((1, 3, 512, 512), (1, 3, 1024, 1024), (1, 3, 1600, 1600)),
+               [(1, 3, 1024, 1024), (1, 3, 1600, 1600), (1, 3, 777, 1001)], [(1, 3, 1600, 1600), (1, 3, 777, 1001)],
+               {"align": {"align": ALIGN_HW}}, (1, 3, 1600, 1600)),
+        Config("resnet50", "ResNet-50 (torchvision, random weights), dynamic batch + H/W", "torchvision:resnet50", "image",
+               {0: "batch", **hw}, ((1, 3, 160, 160), (8, 3, 224, 224), (32, 3, 384, 384)),
+               [(8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)], [(8, 3, 224, 224), (8, 3, 257, 301)],
+               {"align": {"align": ALIGN_HW}, "cd": {"align": ALIGN_HW, "tuning": "coordinate-descent"}}, (8, 3, 224, 224)),
+        Config("vit_b_16", "ViT-B/16 (torchvision, random weights), dynamic batch", "torchvision:vit_b_16", "image", {0: "batch"},
+               ((1, 3, 224, 224), (16, 3, 224, 224), (64, 3, 224, 224)),
+               [(32, 3, 224, 224), (13, 3, 224, 224)], [(32, 3, 224, 224), (13, 3, 224, 224)],
+               {"base": {}, "sdpa": {"attention": "sdpa"}, "sdpa+pad8": {"attention": "sdpa", "align": {"batch": 8}, "align_pad": True}},
+               (32, 3, 224, 224), conv=False),
+    ]
+    batch = ((1, 3, 224, 224), (16, 3, 224, 224), (64, 3, 224, 224))
+    for name, label in (("convnext_tiny", "ConvNeXt-T"), ("efficientnet_b0", "EfficientNet-B0"),
+                        ("mobilenet_v3_large", "MobileNetV3-L"), ("swin_t", "Swin-T")):
+        out.append(Config(name, f"{label} (torchvision), dynamic batch", f"torchvision:{name}", "image", {0: "batch"}, batch,
+                          [(32, 3, 224, 224), (13, 3, 224, 224)], [(32, 3, 224, 224), (13, 3, 224, 224)],
+                          {"base": {}, "pad8": {"align": {"batch": 8}, "align_pad": True}}, (32, 3, 224, 224), extra=True))
+    for name, label in (("fcn_resnet50", "FCN-ResNet50"), ("deeplabv3_resnet50", "DeepLabV3-ResNet50")):
+        out.append(Config(name, f"{label} (torchvision), dynamic H/W", f"torchvision:segmentation.{name}", "image", hw,
+                          ((1, 3, 384, 384), (1, 3, 512, 512), (1, 3, 768, 768)),
+                          [(1, 3, 512, 512), (1, 3, 640, 640), (1, 3, 517, 611)], [(1, 3, 512, 512), (1, 3, 517, 611)],
+                          {"align": {"align": ALIGN_HW}}, (1, 3, 640, 640), extra=True))
+    return out
+
+
+def make_model(spec: str) -> Any:
+    kind, _, name = spec.partition(":")
+    if kind == "zoo":
+        from dynashape import zoo
+
+        return zoo.get(name).make().eval()
+    import torchvision
+
+    mod: Any = torchvision.models
+    for part in name.split("."):
+        mod = getattr(mod, part)
+    kwargs = {"weights": None}
+    if "segmentation" in name:
+        kwargs["weights_backbone"] = None
+    return mod(**kwargs).eval()
+
+
+# ------------------------------------------------------------------------------------------------
+# Building (child processes)
+# ------------------------------------------------------------------------------------------------
+
+
+def build_child(key: str, variant: str, path: str) -> None:
+    """Build one engine and save it; prints one JSON line (build seconds)."""
+    import torch
+
+    import dynashape
+    from dynashape import Profile
+
+    cfg = next(c for c in configs() if c.key == key)
+    model = make_model(cfg.make)
+    if variant.startswith("static:"):
+        shape = tuple(int(x) for x in variant.split(":", 1)[1].split("x"))
+        prof, kwargs = Profile({cfg.input_name: (shape, shape, shape)}), {}
+        example = torch.rand(shape)
+        axes = None
+    else:
+        prof, kwargs = Profile({cfg.input_name: cfg.profile}), cfg.variants[variant]
+        example = torch.rand(cfg.profile[1])
+        axes = {cfg.input_name: cfg.axes}
+    t = time.perf_counter()
+    e = dynashape.build(model, prof, backend="inductor", device="cuda", precision="fp16", example_inputs={cfg.input_name: example},
+                        dynamic_axes=axes, validate=False, quiet=True, **kwargs)
+    seconds = time.perf_counter() - t
+    e.save(path)
+    bd = e.manifest.backend_data
+    print(json.dumps({"build_s": round(seconds, 2), "parts": [p.describe() for p in e.manifest.parts],
+                      "alignment": bd.get("alignment"), "attention": bd.get("attention")}))
+
+
+def build_all(todo: list[tuple[str, str]], folder: str, jobs: int, deadline: float) -> dict[tuple[str, str], dict[str, Any]]:
+    """Build every (model, variant) in child processes, ``jobs`` at a time; skip what cannot start before ``deadline``."""
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def one(item: tuple[str, str]) -> tuple[tuple[str, str], dict[str, Any]]:
+        key, variant = item
+        left = deadline - time.time()
+        if left < 30:
+            return item, {"skipped": "time budget"}
+        path = os.path.join(folder, f"{key}.{variant.replace(':', '_')}.engine")
+        print(f"[build] {key} {variant} ...", flush=True)
+        try:
+            p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", key, variant, path],
+                               capture_output=True, text=True, timeout=left)
+        except subprocess.TimeoutExpired:
+            return item, {"skipped": "time budget (build cut off)"}
+        if p.returncode != 0:
+            return item, {"error": (p.stderr or p.stdout).strip().splitlines()[-1][:400] if (p.stderr or p.stdout).strip() else f"rc {p.returncode}"}
+        line = [x for x in p.stdout.strip().splitlines() if x.startswith("{")][-1]
+        info = json.loads(line)
+        info["path"] = path
+        print(f"[build] {key} {variant}: {info['build_s']} s {info['parts']}", flush=True)
+        return item, info
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        for item, info in pool.map(one, todo):
+            results[item] = info
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# Timing and profiling (this process)
+# ------------------------------------------------------------------------------------------------
+
+
+def general_view(engine: Any, graphs: bool) -> Any:
+    """The aligned engine with only its general part (the last package of profile 0): the "lever off" row."""
+    import dynashape
+    from dynashape._backend.inductor import InductorRunner
+
+    r = engine._runner
+    parts = r.models[0]
+    if len(parts) != 2:
+        return None
+    runner = InductorRunner([[parts[1]]], r.device, r.weights, lambda k, j: r._load_single_threaded(0, 1))
+    return dynashape.Engine(engine.manifest, runner, engine._payloads, cuda_graphs=graphs)
+
+
+def with_graphs(engine: Any, graphs: bool) -> Any:
+    import dynashape
+
+    return dynashape.Engine(engine.manifest, engine._runner, engine._payloads, cuda_graphs=graphs)
+
+
+def kernel_table(torch: Any, fn: Any, calls: int = 10, rows: int = 12) -> dict[str, Any]:
+    """Top kernels by CUDA time over ``calls`` calls, and the time in copy/clone kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if getattr(e, "device_time_total", getattr(e, "cuda_time_total", 0)) > 0]
+
+    def us(e: Any) -> float:
+        return float(getattr(e, "device_time_total", getattr(e, "cuda_time_total", 0.0)))
+
+    events.sort(key=us, reverse=True)
+    total = sum(us(e) for e in events)
+    copy_words = ("copy", "clone", "contiguous", "elementwise_kernel", "Memcpy")
+    copies = sum(us(e) for e in events if any(w in e.key for w in copy_words))
+    return {"calls": calls, "total_us_per_call": round(total / calls, 1), "copy_us_per_call": round(copies / calls, 1),
+            "top": [{"kernel": e.key[:110], "us_per_call": round(us(e) / calls, 1), "count_per_call": round(e.count / calls, 2)}
+                    for e in events[:rows]]}
+
+
+def run_model(cfg: Config, built: dict[tuple[str, str], dict[str, Any]], args: argparse.Namespace, deadline: float) -> dict[str, Any]:
+    import torch
+    from gpu_bench import Timer
+
+    import dynashape
+
+    timer = Timer("cuda")
+    res: dict[str, Any] = {"label": cfg.label, "profile": [list(s) for s in cfg.profile], "rows": {}, "builds": {}, "kernels": {}}
+    for (key, variant), info in built.items():
+        if key == cfg.key:
+            res["builds"][variant] = {k: v for k, v in info.items() if k != "path"}
+    model = make_model(cfg.make).half().cuda()
+    if cfg.conv:
+        model = model.to(memory_format=torch.channels_last)
+    res["notes"] = ["eager: fp16" + (", channels-last" if cfg.conv else "")]
+
+    def eager_fn(x16: Any) -> Any:
+        def f() -> Any:
+            with torch.inference_mode():
+                return model(x16)
+        return f
+
+    engines: dict[str, Any] = {}
+    for (key, variant), info in built.items():
+        if key == cfg.key and "path" in info:
+            engines[variant] = dynashape.load(info["path"])
+    methods: dict[str, Any] = {}  # row name -> (engine without graphs, with graphs) or None
+    first = next(iter(cfg.variants))
+    if first in engines:
+        e = engines[first]
+        if first in ("align",):
+            methods["dynamic"] = (general_view(e, False), general_view(e, True))
+            methods["dynamic+align"] = (with_graphs(e, False), with_graphs(e, True))
+        else:
+            methods["dynamic"] = (with_graphs(e, False), with_graphs(e, True))
+    for v in list(cfg.variants)[1:]:
+        if v in engines:
+            methods[f"dynamic+{v}"] = (with_graphs(engines[v], False), with_graphs(engines[v], True))
+    for shape in cfg.shapes:
+        if time.time() > deadline:
+            res["rows"]["x".join(map(str, shape))] = {"skipped": "time budget"}
+            continue
+        name = "x".join(map(str, shape))
+        x = torch.rand(shape, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+        x16 = x.half().contiguous(memory_format=torch.channels_last) if cfg.conv else x.half()
+        row: dict[str, Any] = {}
+        with torch.inference_mode():
+            ref = model(x16)
+        ref_t = ref["out"] if isinstance(ref, dict) else ref
+        row["eager"] = round(timer.many(eager_fn(x16), args.iters, args.warmup)["median_ms"], 4)
+        feed = {cfg.input_name: x}
+        st = engines.get(f"static:{name}")
+        candidates = dict(methods)
+        if st is not None:
+            candidates["static"] = (with_graphs(st, False), with_graphs(st, True))
+        for label, pair in candidates.items():
+            if pair is None or pair[0] is None:
+                continue
+            plain, graphed = pair
+            try:
+                out = plain.run(feed)
+                diff = float((next(iter(out.values())).float() - ref_t.float()).abs().max())
+                row[label] = round(timer.many(lambda p=plain, feed=feed: p.run(feed), args.iters, args.warmup)["median_ms"], 4)
+                row[label + "+graphs"] = round(timer.many(lambda g=graphed, feed=feed: g.run(feed), args.iters, args.warmup)["median_ms"], 4)
+                row[label + " max|diff| vs eager"] = round(diff, 4)
+            except Exception as ex:  # a lever that fails at one shape is reported, not fatal
+                row[label] = f"error: {' '.join(str(ex).split())[:200]}"
+        for label in list(row):
+            if label.endswith("+graphs") and "static+graphs" in row and isinstance(row[label], float) and not label.startswith("static"):
+                row[f"tax {label} (static/dyn)"] = round(row["static+graphs"] / row[label], 3)
+        res["rows"][name] = row
+        print(f"[time] {cfg.key} {name}: " + ", ".join(f"{k} {v}" for k, v in row.items() if isinstance(v, float) and "diff" not in k), flush=True)
+        if shape == cfg.profile_shape and time.time() < deadline:
+            for label, eng in (("dynamic", candidates.get("dynamic")), ("static", candidates.get("static")),
+                               *[(k, v) for k, v in candidates.items() if k.startswith("dynamic+")]):
+                if eng is None or eng[0] is None:
+                    continue
+                try:
+                    res["kernels"][f"{name} {label}"] = kernel_table(torch, lambda p=eng[0], feed=feed: p.run(feed))
+                except Exception as ex:
+                    res["kernels"][f"{name} {label}"] = {"error": str(ex)[:200]}
+    del engines, methods
+    torch.cuda.empty_cache()
+    return res
+
+
+# ------------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------------
+
+
+def markdown(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    lines = [f"# Dynamic tax, lever by lever ({m.get('gpu')}, torch {m.get('torch')}, torchvision {m.get('torchvision')}, {m.get('date')})", "",
+             "fp16; median ms of one call (CUDA events) after warm-up; `+graphs`: CUDA graphs; tax = static+graphs / dynamic+graphs "
+             "(1.0: no tax; target >= 0.97).", ""]
+    for key, r in data["models"].items():
+        if "error" in r:
+            lines += [f"## {key}", "", f"failed: {r['error']}", ""]
+            continue
+        lines += [f"## {r['label']}", "", "profile: " + " / ".join("x".join(map(str, s)) for s in r["profile"]), ""]
+        cols = sorted({k for row in r["rows"].values() for k in row if not k.startswith("tax") and "diff" not in k},
+                      key=lambda k: (k.replace("+graphs", ""), k))
+        rows = [[shape, *[row.get(c) for c in cols]] for shape, row in r["rows"].items()]
+        lines += [md_table(["shape", *cols], rows), ""]
+        taxes = {k: [row[k] for row in r["rows"].values() if isinstance(row.get(k), float)]
+                 for k in sorted({k for row in r["rows"].values() for k in row if k.startswith("tax")})}
+        for k, v in taxes.items():
+            lines.append(f"- {k}: " + ", ".join(f"{x:.3f}" for x in v) + (f" (geomean {geomean(v):.3f})" if v else ""))
+        for v, b in r["builds"].items():
+            lines.append(f"- build {v}: " + (f"{b['build_s']} s, parts {b.get('parts')}" if "build_s" in b else json.dumps(b)[:300]))
+        for name, k in r["kernels"].items():
+            if "top" not in k:
+                continue
+            lines += ["", f"Kernels at {name}: {k['total_us_per_call']} us of GPU time a call, {k['copy_us_per_call']} us in copy/clone kernels", "",
+                      md_table(["kernel", "us/call", "launches/call"], [[t["kernel"], t["us_per_call"], t["count_per_call"]] for t in k["top"]])]
+        lines.append("")
+    if data.get("skipped"):
+        lines += ["Skipped (time budget or errors): " + "; ".join(data["skipped"]), ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--child", nargs=3, metavar=("MODEL", "VARIANT", "PATH"), help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=os.environ.get("OUT") or os.path.join(HERE, "results"), help="results folder (default $OUT, else benchmarks/results)")
+    ap.add_argument("--models", default="default", help="default (segmentation, resnet50, vit_b_16), all, or a comma list of keys")
+    ap.add_argument("--budget-s", type=float, default=400.0, help="stop starting work after this many seconds (default 400)")
+    ap.add_argument("--jobs", type=int, default=4, help="parallel engine builds (child processes, default 4)")
+    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--no-cd", action="store_true", help="skip the coordinate-descent engine")
+    ap.add_argument("--warm-cache", action="store_true", help="reuse the Inductor cache (default: a fresh one, cold build times)")
+    args = ap.parse_args()
+    if args.child:
+        build_child(*args.child)
+        return 0
+    start = time.time()
+    deadline = start + args.budget_s
+    if os.environ.get("CXX", "").startswith("/opt/gcc"):
+        raise SystemExit("CXX=/opt/gcc/... builds AOTInductor packages that crash at load on the GPU machine: set CXX=/usr/bin/g++ CC=/usr/bin/gcc")
+    if not args.warm_cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="dynamic-tax-inductor-")
+    os.environ.setdefault("PYTHONPATH", os.path.join(os.path.dirname(HERE), "src"))
+    chosen = [c for c in configs() if (args.models == "all" or (args.models == "default" and not c.extra)
+                                        or c.key in args.models.split(","))]
+    todo: list[tuple[str, str]] = []
+    # NOTE: the order is the priority under the budget: per model the lever engines, then statics;
+    # coordinate descent last.
+    for c in chosen:
+        todo += [(c.key, v) for v in c.variants if v != "cd"]
+        todo += [(c.key, f"static:{'x'.join(map(str, s))}") for s in c.static]
+    if not args.no_cd:
+        todo += [(c.key, "cd") for c in chosen if "cd" in c.variants]
+    # timing needs about 25 s a model: builds must leave that much
+    build_deadline = deadline - 25 * len(chosen)
+    data: dict[str, Any] = {"machine": machine_info(), "args": vars(args), "models": {}, "skipped": []}
+    with tempfile.TemporaryDirectory(prefix="dynamic-tax-") as folder:
+        built = build_all(todo, folder, args.jobs, build_deadline)
+        data["build_wall_s"] = round(time.time() - start, 1)
+        for (key, variant), info in built.items():
+            if "path" not in info:
+                data["skipped"].append(f"build {key} {variant}: {info}")
+        for c in chosen:
+            try:
+                data["models"][c.key] = run_model(c, built, args, deadline)
+            except Exception as ex:
+                traceback.print_exc()
+                data["models"][c.key] = {"error": " ".join(str(ex).split())[:400]}
+    data["wall_s"] = round(time.time() - start, 1)
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, f"dynamic_tax_{today()}")
+    write_json(stem + ".json", data)
+    text = markdown(data)
+    write_atomic(stem + ".md", text + "\n")
+    print(text)
+    print(f"results: {stem}.json, {stem}.md ({data['wall_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""Aligned profile parts: dims that step by a multiple, so Inductor knows their divisibility.
+
+With ``align={"image_height": 32}`` a profile whose ``image_height`` is free gets an **aligned part**:
+a package exported with the derived dim ``Dim("image_height_over_32") * 32``, so every size the
+compiled kernels see is a known multiple of 32 (Inductor can then prove alignment for vectorized
+loads and pick tilings that divide the size). It is a guard-split part like the others
+(:class:`~dynashape._records.ProfilePart`, ``image_height % 32 in {0}``) and the runtime picks it by
+the input shape (:class:`~dynashape._engine.selection.PartTable`, first matching part wins).
+
+What serves the other sizes depends on whether the model is **padding-safe** along that dim (its
+outputs at the real positions are equal with and without zero padding at the end of the dim),
+decided before anything is compiled by the planner's check (:func:`dynashape._plan.padding.check_padding`)
+on the fp32 source model at the profile's small sizes:
+
+- safe (a batch dim nearly always; a masked sequence dim) and ``align_pad=True``: one package only.
+  The aligned part covers the multiples up to the first multiple at or above the profile's max; a
+  request whose dim is not a multiple is padded to the next multiple at run time and its outputs
+  cropped back (:class:`Aligner`, the planner's ``pad_array``/``crop_array``);
+- otherwise (conv nets along H/W: zero padding at the bottom/right border changes the border
+  outputs, and global pooling averages the zeros in): the aligned part serves the multiples and a
+  **general part** (the profile exported as without alignment, guard-split if the model needs it)
+  serves the rest. Two compiles instead of one.
+
+NOTE: the padding verdict is taken in fp32 on the source model, where the engine may run fp16 on a
+GPU: padding safety is a property of the model's structure (which positions reach which outputs),
+not of the precision. The engine's own validation still compares every profile's min/opt/max.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import BackendError
+from .._plan.padding import check_padding, crop_array, pad_array
+from .._plan.record import Ladder, Padding
+from .._profiles import Profile
+from .._records import DimClass, ProfilePart, Source
+from .._specs import TensorSpec, identifier
+from .guard_split import PlannedPart, dim_symbol, free_dims
+
+log = logging.getLogger("dynashape")
+
+#: fp32 eager on the source model (see dynashape._plan.attach.TOLERANCE)
+_ATOL, _RTOL = 1e-4, 1e-4
+
+
+@dataclass
+class AlignedDim:
+    """One aligned dim of one profile: its step, the range of the aligned part, and the padding verdict."""
+
+    name: str
+    step: int
+    places: list[tuple[int, int]]  # (input index, axis)
+    lo: int  # the profile's range
+    hi: int
+    padding: Padding | None = None  # None: padding was not asked for
+
+    @property
+    def pads(self) -> bool:
+        return self.padding is not None and self.padding.safe
+
+    @property
+    def k_range(self) -> tuple[int, int]:
+        """The multipliers the aligned part serves: multiples inside the range, or, when padding is
+        safe, up to the first multiple at or above the max (every value pads up to one)."""
+        klo = max(1, math.ceil(self.lo / self.step))
+        khi = math.ceil(self.hi / self.step) if self.pads else self.hi // self.step
+        return klo, khi
+
+    def to_json(self) -> dict[str, Any]:
+        klo, khi = self.k_range
+        return {"name": self.name, "step": self.step, "lo": self.lo, "hi": self.hi, "aligned": [klo * self.step, khi * self.step],
+                "padding": None if self.padding is None else self.padding.to_json()}
+
+
+def aligned_dims(inputs: Sequence[TensorSpec], profile: Profile, align: Mapping[str, int]) -> list[AlignedDim]:
+    """The profile's free dims that ``align`` names and whose range holds at least one multiple of the step."""
+    out = []
+    for d in free_dims(inputs, profile):
+        step = align.get(d.name)
+        if step is None or step < 2:
+            continue
+        a = AlignedDim(d.name, int(step), d.places, d.lo, d.hi)
+        if a.hi // a.step >= max(1, math.ceil(a.lo / a.step)):
+            out.append(a)
+        else:
+            log.info("align: %s has no multiple of %d in %d..%d; not aligned", d.name, step, d.lo, d.hi)
+    return out
+
+
+def padding_verdict(torch: Any, source: Source, profile: Profile, dim: AlignedDim) -> Padding:
+    """Whether zero padding along ``dim`` keeps the source model's outputs at the real positions.
+
+    Runs the fp32 source model (eager, on its own device) at the profile's min for every other dim,
+    through the planner's check with two buckets: ``lo -> first multiple`` and
+    ``first multiple + 1 -> next multiple``.
+    """
+    step = dim.step
+    m1 = max(1, math.ceil(dim.lo / step)) * step
+    top = math.ceil(dim.hi / step) * step
+    buckets = (m1, m1 + step) if m1 + step <= top else (m1,)
+    base: dict[str, int] = {}
+    for spec in source.inputs:
+        r = profile[spec.name]
+        for axis, d in enumerate(spec.shape):
+            if isinstance(d, str):
+                base.setdefault(d, r.min[axis])
+    ladder = Ladder(dim.name, buckets, tuple(tuple(sorted({**base, dim.name: b}.items())) for b in buckets))
+    module = source.module
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+
+    def run(feed: Mapping[str, Any]) -> list[Any]:
+        args = [torch.from_numpy(feed[s.name]).to(device) for s in source.inputs]
+        with torch.no_grad():
+            outs = module(*args)
+        return [o.detach().float().cpu().numpy() if o.is_floating_point() else o.cpu().numpy() for o in outs]
+
+    return check_padding(run, source.inputs, [o.name for o in source.outputs], ladder, low=dim.lo, atol=_ATOL, rtol=_RTOL)
+
+
+def export_aligned(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, dims: Sequence[AlignedDim],
+                   make_example: Callable[[int, tuple[int, ...]], Any]) -> PlannedPart:
+    """``torch.export`` the aligned part: ``Dim(k) * step`` for aligned dims, ``Dim(min, max)`` for the rest."""
+    Dim = torch.export.Dim
+    by_name = {d.name: d for d in dims}
+    named: dict[str, Any] = {}
+    shapes, args = [], []
+    for i, spec in enumerate(inputs):
+        r = profile[spec.name]
+        axes: dict[int, Any] = {}
+        example = list(r.opt)
+        for axis in r.dynamic_axes:
+            lo, opt, hi = r.dim(axis)
+            sym = dim_symbol(spec, axis)
+            a = by_name.get(sym)
+            if a is None:
+                if sym not in named:
+                    named[sym] = Dim(identifier(sym), min=lo, max=hi)
+                axes[axis] = named[sym]
+                example[axis] = opt if opt >= 2 else min(2, hi)
+                continue
+            klo, khi = a.k_range
+            # NOTE: the example's multiplier avoids 1 (torch.export specializes a root dim traced at 0 or 1)
+            k = min(max(round(opt / a.step), klo, 2 if khi >= 2 else klo), khi)
+            example[axis] = k * a.step
+            if klo < khi:
+                if sym not in named:
+                    named[sym] = Dim(identifier(f"{sym}_over_{a.step}"), min=klo, max=khi) * a.step
+                axes[axis] = named[sym]
+        shapes.append(axes or None)
+        args.append(make_example(i, tuple(example)))
+    program = torch.export.export(module, tuple(args), dynamic_shapes=(tuple(shapes),))
+    classes = []
+    for a in dims:
+        klo, khi = a.k_range
+        places = tuple((inputs[i].name, axis) for i, axis in a.places)
+        classes.append(DimClass(a.name, places, klo * a.step, khi * a.step, a.step, (0,)))
+    return PlannedPart(ProfilePart(-1, tuple(classes)), program)
+
+
+def plan_parts(torch: Any, module: Any, source: Source, profile: Profile, align: Mapping[str, int], pad: bool,
+               export_general: Callable[[], list[PlannedPart]],
+               make_example: Callable[[int, tuple[int, ...]], Any]) -> tuple[list[PlannedPart], dict[str, Any] | None]:
+    """The profile's parts with alignment: the aligned part first (the runtime takes the first part
+    that contains a shape), then the general parts unless padding covers every value.
+
+    Returns the parts and the record for the manifest (None when no dim of the profile is aligned).
+    """
+    dims = aligned_dims(source.inputs, profile, align)
+    if not dims:
+        return export_general(), None
+    if pad:
+        for a in dims:
+            a.padding = padding_verdict(torch, source, profile, a)
+            (log.info if a.pads else log.warning)("align: padding along '%s' %s: %s", a.name,
+                                                  "is safe" if a.pads else "refused", a.padding.reason)
+    record: dict[str, Any] = {"dims": [a.to_json() for a in dims]}
+    try:
+        aligned = export_aligned(torch, module, source.inputs, profile, dims, make_example)
+    except Exception as e:
+        # NOTE: a model that guards the dim (a parity test, say) may refuse the derived dim; the
+        # profile is then built as without alignment, and the manifest says why.
+        why = " ".join(str(e).split())[:400]
+        log.warning("align: torch.export refuses the aligned dims (%s); building the profile unaligned", why)
+        record["skipped"] = why
+        return export_general(), record
+    general = [] if all(a.pads for a in dims) else export_general()
+    record["general_part"] = bool(general)
+    return [aligned, *general], record
+
+
+def part_lines(record: dict[str, Any]) -> list[str]:
+    """What ``inspect`` prints for one profile's alignment record."""
+    lines = []
+    for d in record.get("dims", ()):
+        pad = d.get("padding")
+        how = ("not padded" if pad is None else
+               f"padded to the next multiple ({pad['reason']})" if pad["safe"] else f"padding refused ({pad['reason']})")
+        lines.append(f"    aligned: {d['name']} by {d['step']} (package for {d['aligned'][0]}..{d['aligned'][1]}), other values "
+                     f"{'pad up' if pad and pad['safe'] else 'run in the general part'}; {how}")
+    if record.get("skipped"):
+        lines.append(f"    alignment skipped: torch.export refused the derived dims ({record['skipped'][:200]})")
+    return lines
+
+
+class Aligner:
+    """Run-time padding for profiles whose aligned dims are padding-safe: pad to the next multiple, crop back."""
+
+    def __init__(self, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], records: Sequence[dict[str, Any] | None]) -> None:
+        self.out_names = [o.name for o in outputs]
+        #: per profile: [(step, cap, places, pad values per input, crops per output)]
+        self.rules: list[list[tuple[int, int, list[tuple[int, int]], list[float], list[tuple[tuple[int, int, int], ...]]]]] = []
+        for rec in records:
+            rules = []
+            for d in (rec or {}).get("dims", ()) if not (rec or {}).get("skipped") else ():
+                pad = d.get("padding")
+                if not pad or not pad["safe"]:
+                    continue
+                padding = Padding.from_json(pad)
+                places = [(i, a) for i, s in enumerate(inputs) for a, n in enumerate(s.shape) if n == d["name"]]
+                values = [float(padding.pad_values.get(s.name, 0.0)) for s in inputs]
+                crops = [tuple(padding.crop.get(n, ())) for n in self.out_names]
+                rules.append((int(d["step"]), int(d["aligned"][1]), places, values, crops))
+            self.rules.append(rules)
+
+    def __bool__(self) -> bool:
+        return any(self.rules)
+
+    def pad(self, profile: int, inputs: Sequence[Any]) -> tuple[list[Any], Callable[[list[Any]], list[Any]] | None]:
+        """The inputs padded to the next multiple where needed, and the crop for the outputs (None: nothing padded)."""
+        rules = self.rules[profile] if profile < len(self.rules) else ()
+        xs = list(inputs)
+        done = []
+        for step, cap, places, values, crops in rules:
+            i0, a0 = places[0]
+            v = int(xs[i0].shape[a0])
+            t = -(-v // step) * step
+            if t == v or t > cap:
+                continue
+            for i in {i for i, _ in places}:
+                axes = [a for j, a in places if j == i]
+                xs[i] = pad_array(xs[i], axes, t, values[i])
+            done.append((crops, v))
+        if not done:
+            return xs, None
+
+        def crop(outs: list[Any]) -> list[Any]:
+            for crops, v in done:
+                outs = [crop_array(o, c, v) for o, c in zip(outs, crops, strict=True)]
+            return outs
+
+        return xs, crop
+
+
+def check_align(align: Mapping[str, Any] | None, inputs: Sequence[TensorSpec]) -> tuple[tuple[str, int], ...]:
+    """``align`` as sorted ``(dim name, step)`` pairs, checked against the model's named dims."""
+    if not align:
+        return ()
+    names = sorted({d for s in inputs for d in s.shape if isinstance(d, str)})
+    out = []
+    for name, step in align.items():
+        if name not in names:
+            raise BackendError(f"align names the dim '{name}', which no input has",
+                               "one of the model's named dims: " + (", ".join(names) or "(none: the model has no named dims)"),
+                               "use the dim names that `dynashape inspect` shows, e.g. align={'batch': 8}")
+        if isinstance(step, bool) or not isinstance(step, int) or not 2 <= step <= 1024:
+            raise BackendError(f"align step {step!r} for '{name}'", "an integer from 2 to 1024 (8, 16 or 32 are typical)")
+        out.append((str(name), int(step)))
+    return tuple(sorted(out))
