@@ -104,3 +104,26 @@ def test_plan_file_round_trip(tmp_path: Path, lengths: Path) -> None:
     (tmp_path / "bad.json").write_text('{"format_version": 99}')
     with pytest.raises(DynashapeError, match="plan format version 99"):
         dynashape.Plan.load(tmp_path / "bad.json")
+
+
+def test_bare_shape_log_merges_axes_that_are_always_equal(tmp_path: Path) -> None:
+    # without the model, input_ids' and attention_mask's lengths are one dim: one opt, one ladder
+    rng = np.random.default_rng(5)
+    log = tmp_path / "bare.log"
+    log.write_text("".join(f"input_ids:1x{n},attention_mask:1x{n}\n" for n in rng.integers(8, 200, 300)))
+    plan = dynashape.plan(log, device="cuda", calibrate_cost=False, max_graphs=8)
+    assert plan.details["workload"]["dims"] == ["input_ids_dim0", "input_ids_dim1"]
+    assert plan.details["workload"]["merged_dims"] == {"input_ids_dim0": ["input_ids_dim0", "attention_mask_dim0"],
+                                                       "input_ids_dim1": ["input_ids_dim1", "attention_mask_dim1"]}
+    p = plan.profiles[0]
+    assert p["input_ids"] == p["attention_mask"]
+    assert plan.ladder is not None and len(plan.ladder.buckets) == 8  # not split into groups by a duplicate dim
+
+
+def test_many_distinct_values_plan_in_seconds() -> None:
+    # 8192 distinct lengths: the DP runs by divide and conquer (the plain O(k n^2) DP took minutes)
+    w = Workload(("seq",), np.arange(1, 8193).reshape(-1, 1), np.random.default_rng(0).random(8192) + 0.1)
+    plan = dynashape.plan(w, inputs=[TensorSpec("x", "float32", (1, "seq"))], device="cuda", calibrate_cost=False, max_graphs=64)
+    assert plan.details["ladder"]["dp"] == "divide-and-conquer" and plan.details["profiles"]["dp"] == "divide-and-conquer"
+    assert plan.ladder is not None and plan.ladder.buckets[-1] == 8192
+    assert plan.details["seconds"]["dp_ladder"] < 30  # generous on a shared 2-core machine; ~0.3 s alone

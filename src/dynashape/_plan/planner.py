@@ -24,7 +24,7 @@ from . import dp
 from .cost import CostModel, calibrate, calibration_sizes, onnxruntime_timer, proxy_model, torch_timer
 from .padding import shape_for
 from .record import Ladder, Plan, Prediction
-from .workload import Workload, batch_stream, from_dim_values, read_shape_log
+from .workload import Workload, batch_stream, from_dim_values, merge_equal_dims, read_shape_log
 
 log = logging.getLogger("dynashape")
 
@@ -153,6 +153,9 @@ def plan(
     work = _load_workload(workload, dims, specs)
     if work.requests == 0:
         raise DynashapeError("an empty workload", "at least one request")
+    aliases: dict[str, list[str]] = {}
+    if specs is None:
+        work, aliases = merge_equal_dims(work)
     model_dims = _static_dims(specs, work)
     missing = [d for d in model_dims if d not in work.dims and (batch_size is None or d != model_dims[0])]
     if missing:
@@ -261,7 +264,7 @@ def plan(
         hi[ldim] = int(values[e]) if n_seg < len(ends) - 1 else hi_all[ldim]
         opt = {d: _weighted_mode(rows[seg_rows, j], weights[seg_rows]) for j, d in enumerate(work.dims)}
         opt[ldim] = int(values[dp.profile_opt(values, u, start, e)])
-        profiles.append(_profile(specs, work.dims, lo, opt, hi))
+        profiles.append(_profile(specs, work.dims, lo, opt, hi, aliases))
         start = e + 1
     # static profiles for the hottest shapes
     statics: list[tuple[dict[str, int], float]] = []
@@ -274,7 +277,7 @@ def plan(
         d = {n: int(rows[r, j]) for j, n in enumerate(work.dims)}
         statics.append((d, float(share[r])))
     for d, _ in statics:
-        profiles.append(_profile(specs, work.dims, d, d, d))
+        profiles.append(_profile(specs, work.dims, d, d, d, aliases))
     static_gain = sum(STATIC_GAIN * s * float(plain_exact[np.flatnonzero((rows == [d[n] for n in work.dims]).all(axis=1))[0]])
                       for d, s in statics)
     latency_static = latency - static_gain
@@ -300,6 +303,7 @@ def plan(
     details: dict[str, Any] = {
         "device": device, "precision": precision, "backend": backend, "batch_size": batch_size,
         "workload": {"requests": work.requests, "dims": list(work.dims), "distinct_shapes": len(rows), "ladder_dim": ldim,
+                     "merged_dims": {d: a for d, a in aliases.items() if len(a) > 1},
                      "values": values.tolist(), "weights": np.bincount(vidx, weights=weights, minlength=len(values)).tolist()},
         "cost_model": cost.to_json(),
         "profiles": {"dynamic": kp, "static": [{"shape": d, "share": round(s, 4)} for d, s in statics],
@@ -327,8 +331,11 @@ def _weighted_mode(col: np.ndarray, w: np.ndarray) -> int:
 
 
 def _profile(specs: Sequence[TensorSpec] | None, dims: Sequence[str], lo: Mapping[str, int], opt: Mapping[str, int],
-             hi: Mapping[str, int]) -> Profile:
+             hi: Mapping[str, int], aliases: Mapping[str, Sequence[str]] | None = None) -> Profile:
     if specs is None:
+        if aliases:  # merged dims give every axis they stand for the same range
+            lo, opt, hi = ({a: m[d] for d in dims for a in aliases.get(d, [d])} for m in (lo, opt, hi))
+            dims = [a for d in dims for a in aliases.get(d, [d])]
         # dims named <input>_dim<axis> from a bare shape log
         by_input: dict[str, dict[int, str]] = {}
         for d in dims:

@@ -65,6 +65,24 @@ class Workload:
         return self.rows[:, self.dims.index(dim)]
 
 
+def merge_equal_dims(work: Workload) -> tuple[Workload, dict[str, list[str]]]:
+    """Merge dims whose values are equal in every request into their first one: without the model,
+    ``input_ids_dim1`` and ``attention_mask_dim1`` of a shape log are the same sequence length.
+    Returns the workload on the kept dims and kept dim -> every dim it stands for."""
+    keep: list[int] = []
+    aliases: dict[str, list[str]] = {}
+    for j, d in enumerate(work.dims):
+        same = next((k for k in keep if np.array_equal(work.rows[:, k], work.rows[:, j])), None)
+        if same is None:
+            keep.append(j)
+            aliases[d] = [d]
+        else:
+            aliases[work.dims[same]].append(d)
+    if len(keep) == len(work.dims):
+        return work, aliases
+    return Workload(tuple(work.dims[k] for k in keep), work.rows[:, keep], work.weights), aliases
+
+
 def _fail_empty(where: str) -> DynashapeError:
     return DynashapeError(f"{where} holds no request", "at least one request (one a line)", "check the file")
 
@@ -82,7 +100,7 @@ def dims_of(shapes: Mapping[str, Sequence[int]], specs: Sequence[TensorSpec] | N
     out: dict[str, int] = {}
     if specs is None:
         # NOTE: without the model, every axis is a dim of its own, named <input>_dim<axis>; the
-        # planner then drops the dims that never vary.
+        # planner then merges the axes that are equal in every request (merge_equal_dims).
         for n, s in shapes.items():
             for a, d in enumerate(s):
                 out[f"{n}_dim{a}"] = int(d)
