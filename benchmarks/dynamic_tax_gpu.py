@@ -3,17 +3,17 @@
 Per model, in one timing process on one GPU (fp16, inputs already on the GPU, CUDA events, median):
   eager            ``model.half().cuda().eval()`` under ``torch.inference_mode()``
   static           an engine with min = opt = max at each measured shape (the limit)
-  dynamic          the profile's general part: the engine as it is without alignment
-  dynamic+align    the same engine with its aligned part (dims stepping by 32, or the batch by 8
-                   with padding), which serves the shapes that are multiples
+  dynamic          the plain dynamic engine (one profile, no lever)
+  dynamic+align    alignment: an aligned part for H/W multiples of 32 beside the general part (conv
+                   nets are not padding-safe at their borders, so odd sizes run in the general part)
   dynamic+sdpa     (ViT) nn.MultiheadAttention exported as one batch-first SDPA call
+  dynamic+sdpa+pad8, dynamic+pad8   the batch aligned to 8 and padded (one package)
   dynamic+cd       (ResNet-50, budget allowing) coordinate-descent tuning at opt
 each without and with CUDA graphs; plus a torch.profiler table of the top kernels by CUDA time at one
 shape per model (dynamic vs static vs the lever), with the time in copy/clone kernels (layout copies).
 
 The engines are built first, in parallel child processes (``--jobs``; each saves an engine file),
-then loaded and timed in this process. "dynamic" is the general part of the aligned engine run
-alone (a view of the same loaded packages, so one compile serves both rows).
+then loaded and timed in this process (public API only: ``load``, ``with_options``, ``run``).
 
 On the GPU machine (about 6-7 minutes on an H200 with the default models):
 
@@ -58,7 +58,7 @@ class Config:
     profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
     shapes: list[tuple[int, ...]]
     static: list[tuple[int, ...]]
-    variants: dict[str, dict[str, Any]]  # name -> build kwargs; the first is the aligned engine with a general part
+    variants: dict[str, dict[str, Any]]  # name -> build kwargs; "base" is the plain dynamic engine
     profile_shape: tuple[int, ...] = ()
     extra: bool = False
     conv: bool = True
@@ -71,11 +71,11 @@ def configs() -> list[Config]:
         Config("segmentation", "seed segmentation net (dynashape.zoo), dynamic H/W", "zoo:segmentation", "input_1", hw,
                ((1, 3, 512, 512), (1, 3, 1024, 1024), (1, 3, 1600, 1600)),
                [(1, 3, 1024, 1024), (1, 3, 1600, 1600), (1, 3, 777, 1001)], [(1, 3, 1600, 1600), (1, 3, 777, 1001)],
-               {"align": {"align": ALIGN_HW}}, (1, 3, 1600, 1600)),
+               {"base": {}, "align": {"align": ALIGN_HW}}, (1, 3, 1600, 1600)),
         Config("resnet50", "ResNet-50 (torchvision, random weights), dynamic batch + H/W", "torchvision:resnet50", "image",
                {0: "batch", **hw}, ((1, 3, 160, 160), (8, 3, 224, 224), (32, 3, 384, 384)),
                [(8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)], [(8, 3, 224, 224), (8, 3, 257, 301)],
-               {"align": {"align": ALIGN_HW}, "cd": {"align": ALIGN_HW, "tuning": "coordinate-descent"}}, (8, 3, 224, 224)),
+               {"base": {}, "align": {"align": ALIGN_HW}, "cd": {"tuning": "coordinate-descent"}}, (8, 3, 224, 224)),
         Config("vit_b_16", "ViT-B/16 (torchvision, random weights), dynamic batch", "torchvision:vit_b_16", "image", {0: "batch"},
                ((1, 3, 224, 224), (16, 3, 224, 224), (64, 3, 224, 224)),
                [(32, 3, 224, 224), (13, 3, 224, 224)], [(32, 3, 224, 224), (13, 3, 224, 224)],
@@ -92,7 +92,7 @@ def configs() -> list[Config]:
         out.append(Config(name, f"{label} (torchvision), dynamic H/W", f"torchvision:segmentation.{name}", "image", hw,
                           ((1, 3, 384, 384), (1, 3, 512, 512), (1, 3, 768, 768)),
                           [(1, 3, 512, 512), (1, 3, 640, 640), (1, 3, 517, 611)], [(1, 3, 512, 512), (1, 3, 517, 611)],
-                          {"align": {"align": ALIGN_HW}}, (1, 3, 640, 640), extra=True))
+                          {"base": {}, "align": {"align": ALIGN_HW}}, (1, 3, 640, 640), extra=True))
     return out
 
 
@@ -181,23 +181,8 @@ def build_all(todo: list[tuple[str, str]], folder: str, jobs: int, deadline: flo
 # ------------------------------------------------------------------------------------------------
 
 
-def general_view(engine: Any, graphs: bool) -> Any:
-    """The aligned engine with only its general part (the last package of profile 0): the "lever off" row."""
-    import dynashape
-    from dynashape._backend.inductor import InductorRunner
-
-    r = engine._runner
-    parts = r.models[0]
-    if len(parts) != 2:
-        return None
-    runner = InductorRunner([[parts[1]]], r.device, r.weights, lambda k, j: r._load_single_threaded(0, 1))
-    return dynashape.Engine(engine.manifest, runner, engine._payloads, cuda_graphs=graphs)
-
-
 def with_graphs(engine: Any, graphs: bool) -> Any:
-    import dynashape
-
-    return dynashape.Engine(engine.manifest, engine._runner, engine._payloads, cuda_graphs=graphs)
+    return engine.with_options(cuda_graphs=graphs)
 
 
 def kernel_table(torch: Any, fn: Any, calls: int = 10, rows: int = 12) -> dict[str, Any]:
@@ -252,17 +237,9 @@ def run_model(cfg: Config, built: dict[tuple[str, str], dict[str, Any]], args: a
         if key == cfg.key and "path" in info:
             engines[variant] = dynashape.load(info["path"])
     methods: dict[str, Any] = {}  # row name -> (engine without graphs, with graphs) or None
-    first = next(iter(cfg.variants))
-    if first in engines:
-        e = engines[first]
-        if first in ("align",):
-            methods["dynamic"] = (general_view(e, False), general_view(e, True))
-            methods["dynamic+align"] = (with_graphs(e, False), with_graphs(e, True))
-        else:
-            methods["dynamic"] = (with_graphs(e, False), with_graphs(e, True))
-    for v in list(cfg.variants)[1:]:
+    for v in cfg.variants:
         if v in engines:
-            methods[f"dynamic+{v}"] = (with_graphs(engines[v], False), with_graphs(engines[v], True))
+            methods["dynamic" if v == "base" else f"dynamic+{v}"] = (with_graphs(engines[v], False), with_graphs(engines[v], True))
     for shape in cfg.shapes:
         if time.time() > deadline:
             res["rows"]["x".join(map(str, shape))] = {"skipped": "time budget"}
