@@ -59,6 +59,39 @@ def _frozen(graph: Graph, r1: Run, r2: Run, name: str) -> bool:
     return name in graph.constant or (name in r1.shapes and r1.shapes.get(name) == r2.shapes.get(name))
 
 
+_PASS = {"Cast", "Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten"}
+
+
+def _fixed(graph: Graph, r1: Run, name: str, depth: int = 0) -> list[bool] | None:
+    """Per element of a small integer tensor: whether it is a number stored in the graph (True) or
+    computed from a run-time shape (False). None when the length is unknown.
+
+    NOTE: two runs alone cannot tell a frozen number from a size that happens not to change (a
+    feature map that stays 1x1 at two tiny probe sizes, a window count): only numbers the graph
+    stores can pin a dim.
+    """
+    v = _vals(graph, r1, name)
+    if v is None:
+        return None
+    if name in graph.constant:
+        return [True] * len(v)
+    p = graph.producer.get(name)
+    if p is None or depth > 8:
+        return [False] * len(v)
+    if p.op_type == "Concat":
+        out: list[bool] = []
+        for i in p.input:
+            part = _fixed(graph, r1, i, depth + 1)
+            if part is None:
+                return [False] * len(v)
+            out += part
+        return out if len(out) == len(v) else [False] * len(v)
+    if p.op_type in _PASS and p.input:
+        part = _fixed(graph, r1, p.input[0], depth + 1)
+        return part if part is not None and len(part) == len(v) else [all(part or [False])] * len(v)
+    return [False] * len(v)
+
+
 def _groups(src: list[int], out: list[int]) -> list[tuple[range, range]]:
     """Pair the axes of a reshape's input and output: the smallest runs with equal products.
 
@@ -104,10 +137,11 @@ def _reshape(graph: Graph, n: Any, r1: Run, r2: Run) -> list[Pin]:
             out = tuple(int(np.prod(src)) // known if v == -1 else v for v in out)
     if len(out) != len(t1) or min(out, default=1) < 0:
         return []
+    fixed = _fixed(graph, r1, n.input[1]) or [True] * len(t1)
     pins = []
     for ins, outs in _groups(list(src), list(out)):
         changed = [a for a in ins if _carries(r1, r2, data, a)]
-        if not changed or any(t1[b] != t2[b] or t1[b] <= 0 for b in outs):
+        if not changed or any(t1[b] != t2[b] or t1[b] <= 0 or not fixed[b] for b in outs):
             continue
         a = changed[0]
         # NOTE: the reported number is the target entry equal to the dim's export value, else the
@@ -125,10 +159,11 @@ def _resize(graph: Graph, n: Any, r1: Run, r2: Run) -> list[Pin]:
     src = r1.shapes.get(data)
     if s1 is None or s2 is None or src is None or len(s1) != len(src):
         return []
+    fixed = _fixed(graph, r1, n.input[3]) or [True] * len(s1)
     return [
         Pin(n, "resize", s1[a], a, (data, a))
         for a in range(len(src))
-        if _carries(r1, r2, data, a) and s1[a] == s2[a] and related(s1[a], src[a])
+        if _carries(r1, r2, data, a) and s1[a] == s2[a] and fixed[a] and related(s1[a], src[a])
     ]
 
 
@@ -141,10 +176,16 @@ def _slice(graph: Graph, n: Any, r1: Run, r2: Run) -> list[Pin]:
     if src is None or o1 is None or o2 is None or ends1 is None or ends1 != ends2:
         return []
     axes = _vals(graph, r1, n.input[3]) if len(n.input) > 3 and n.input[3] else list(range(len(ends1)))
+    starts = _vals(graph, r1, n.input[1]) or [0] * len(ends1)
+    fixed = _fixed(graph, r1, n.input[2]) or [True] * len(ends1)
     pins = []
-    for ax in axes or []:
+    for k, ax in enumerate(axes or []):
         ax = ax % len(src)
-        if _carries(r1, r2, data, ax) and o1[ax] == o2[ax] and 0 < o1[ax] <= src[ax] and src[ax] - o1[ax] <= 2:
+        # NOTE: only a stored, positive end just below the export size is a length read at export
+        # (`x[:, :T - 1]` traced with an int). A negative start (`x[:, -1:]`), a first element
+        # (`x[:, :1]`) or an end computed from a shape keeps its size by design.
+        if (_carries(r1, r2, data, ax) and o1[ax] == o2[ax] and 1 < o1[ax] <= src[ax] and src[ax] - o1[ax] <= 2
+                and k < len(ends1) and fixed[k] and 0 < ends1[k] <= src[ax] and starts[k] >= 0):
             pins.append(Pin(n, "slice", o1[ax], ax, (data, ax)))
     return pins
 
