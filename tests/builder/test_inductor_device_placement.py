@@ -30,6 +30,7 @@ def test_imported_bert_traces_on_another_device(tmp_path) -> None:
     source = _onnx_to_module(_onnx_source(str(path)))
     profile = Profile({n: ((1, 4), (2, 16), (8, 64)) for n in ("input_ids", "attention_mask")})
     module, _ = _make_compute_module(torch, source, BuildSettings(device="meta"))
-    ep = export_profile(torch, module, source.inputs, profile, "meta", source.example_inputs)
+    (part,) = export_profile(torch, module, source.inputs, profile, "meta", source.example_inputs)
+    ep = part.program
     devices = {str(n.meta["val"].device) for n in ep.graph.nodes if "val" in n.meta and hasattr(n.meta["val"], "device")}
     assert devices == {"meta"}, devices
