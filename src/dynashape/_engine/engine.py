@@ -62,6 +62,9 @@ class Engine:
 
     ``run`` is safe to call from several threads at once: it keeps no state between calls, and the
     backends' run calls are thread-safe (ONNX Runtime sessions, AOTInductor model containers).
+    ``run`` checks; execution (device I/O, streams, CUDA graphs, TF32) is the runtime's
+    (:mod:`.torch_runtime`). :meth:`with_options` gives the same loaded engine with other runtime
+    options, :meth:`graph_stats` its CUDA graph counters.
     """
 
     def __init__(self, manifest: Manifest, runner: Runner, payloads: dict[str, bytes], *,
