@@ -8,6 +8,7 @@ keeping the first set of shapes at which the whole model runs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,11 @@ def shapes_for(inputs: Sequence[TensorSpec], symbols: Sequence[Symbol], values: 
 # needs at least its receptive field (ConvNeXt's 4 stages 32, wav2vec2's feature encoder 400 samples),
 # so the doctor climbs this ladder until the whole model runs.
 _LADDER = (16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
+# NOTE: a probe whose inputs hold more elements than this is not run: a model that fails at every
+# size would otherwise climb to 2x3x16384x16384 images (6 GB of input, many times that inside the
+# graph) and exhaust the machine's memory. 2**23 elements (32 MiB of fp32) still covers a
+# 2x3x1024x1024 image batch and a 2x16384 token sequence.
+_MAX_PROBE_ELEMENTS = 2**23
 
 
 def _attempts(symbols: Sequence[Symbol], candidates: Mapping[str, list[int]]) -> list[dict[str, int]]:
@@ -122,6 +128,8 @@ def run_empirical(
         r1, values, export = None, {}, {}
         for t in _attempts(symbols, candidates):
             shapes = shapes_for(inputs, symbols, t)
+            if r1 is not None and sum(math.prod(v) for v in shapes.values()) > _MAX_PROBE_ELEMENTS:
+                break  # the ladder only grows from here
             r = runner.run(make_feeds(list(inputs), shapes))
             if r1 is None or (r.ok and not r1.ok):
                 r1, values, export = r, t, shapes
