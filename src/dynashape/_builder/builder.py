@@ -330,7 +330,18 @@ def build(
         elif src.kind == "module" and ops and reference.kind == "onnx":
             src.module.post_ops = {[o.name for o in src.outputs].index(o): postprocess.torch_fn(op) for o, op in ops}
         with _progress.stage(f"build: {name} engine ({device}, {precision}), {len(plist)} profile(s)"):
-            built = impl.build(src, plist, settings)
+            try:
+                built = impl.build(src, plist, settings)
+            except DynashapeError:
+                raise
+            except Exception as e:
+                # NOTE: a module imported from ONNX is ours, not the user's code: its failures
+                # (torch.export, a CppCompileError) are named by the ONNX node they come from.
+                if reference.kind != "onnx" or src.kind != "module":
+                    raise
+                from ..onnx.importer import build_error
+
+                raise build_error(e, src.module, name) from e
     manifest = Manifest(
         backend=name, device=device, precision=precision, inputs=built.inputs, outputs=built.outputs, profiles=plist,
         build_settings=settings, library_versions=_library_versions(), backend_data=built.backend_data,

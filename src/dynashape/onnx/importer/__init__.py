@@ -26,10 +26,11 @@ import torch
 
 from ..model import load_model
 from . import ops  # noqa: F401 - registers the converters
+from .errors import build_error, onnx_node_in
 from .graph import Builder
 from .registry import supported_ops
 
-__all__ = ["supported_ops", "to_torch"]
+__all__ = ["build_error", "onnx_node_in", "supported_ops", "to_torch"]
 
 
 def to_torch(model: Any) -> torch.fx.GraphModule:

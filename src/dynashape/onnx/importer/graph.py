@@ -30,10 +30,10 @@ from onnx import helper, numpy_helper
 from torch import fx
 
 from ... import _dtypes
-from ..._errors import ModelError, UnsupportedOpError
+from ..._errors import DynashapeError, ModelError, UnsupportedOpError
 from . import registry, runtime
 
-Value = Any  # fx.Node | Const | Sym | None
+Value = Any  # fx.Node | Const | Sym | SymGrid | None
 
 # NOTE: float types become parameters, everything else buffers; both are saved with the module
 # and lifted by torch.export, so AOTInductor sees them as constants it may share across engines.
@@ -71,6 +71,45 @@ class Sym:
     @property
     def static(self) -> bool:
         return all(not isinstance(e, fx.Node) for e in self.elems)
+
+
+class SymGrid:
+    """An integer tensor of rank >= 2 whose elements are known at import time (ints or SymInt nodes).
+
+    NOTE: the TorchScript exporter computes ``F.pad`` amounts from sizes through a 2-D detour
+    (Reshape to ``[-1, 2]``, a reversing Slice, Transpose, Reshape back). Keeping those elements
+    symbolic through the detour keeps the pads ``SymInt`` expressions (Swin's window padding)
+    instead of data-dependent ``tolist()`` values. Kept apart from :class:`Sym` so that no converter
+    mistakes it for a rank-1 shape.
+    """
+
+    __slots__ = ("dtype", "grid")
+
+    def __init__(self, grid: Any, dtype: torch.dtype) -> None:
+        self.grid = grid  # numpy object array
+        self.dtype = dtype
+
+
+def as_grid(v: Value) -> Any:
+    """A Sym or SymGrid as a numpy object array of its elements, else None."""
+    import numpy as np
+
+    if isinstance(v, SymGrid):
+        return v.grid
+    if isinstance(v, Sym):
+        a = np.empty(len(v.elems), dtype=object)
+        a[:] = v.elems
+        return a.reshape(()) if v.scalar else a
+    return None
+
+
+def from_grid(a: Any, dtype: torch.dtype) -> Value:
+    """The inverse of :func:`as_grid`: rank 0/1 become a Sym, larger ranks a SymGrid."""
+    if a.ndim == 0:
+        return Sym([a.item()], scalar=True, dtype=dtype)
+    if a.ndim == 1:
+        return Sym(list(a), dtype=dtype)
+    return SymGrid(a, dtype)
 
 
 def dtype_of(elem_type: int, where: str) -> torch.dtype:
@@ -111,6 +150,9 @@ class Builder:
         """The value as a tensor node (``None`` stays ``None``, for omitted optional inputs)."""
         if v is None or isinstance(v, fx.Node):
             return v
+        if isinstance(v, SymGrid):
+            flat = Sym(list(v.grid.reshape(-1)), dtype=v.dtype)
+            return self.method("reshape", self.t(flat), list(v.grid.shape))
         if isinstance(v, Sym):
             if v.static:
                 return self.t(Const(torch.tensor(v.elems, dtype=v.dtype).reshape(() if v.scalar else (-1,))))
@@ -134,6 +176,8 @@ class Builder:
             return v.value
         if isinstance(v, Sym) and v.static:
             return torch.tensor(v.elems, dtype=v.dtype).reshape(() if v.scalar else (-1,))
+        if isinstance(v, SymGrid) and all(not isinstance(e, fx.Node) for e in v.grid.reshape(-1)):
+            return torch.tensor([int(e) for e in v.grid.reshape(-1)], dtype=v.dtype).reshape(v.grid.shape)
         return None
 
     def sym(self, v: Value) -> Sym | None:
@@ -182,13 +226,15 @@ class Builder:
             return v.value.dim()
         if isinstance(v, Sym):
             return 0 if v.scalar else 1
+        if isinstance(v, SymGrid):
+            return int(v.grid.ndim)
         return self.types.get(name, (0, None))[1]
 
     def dtype(self, name: str) -> torch.dtype | None:
         v = self.env.get(name)
         if isinstance(v, Const):
             return v.value.dtype
-        if isinstance(v, Sym):
+        if isinstance(v, (Sym, SymGrid)):
             return v.dtype
         elem = self.types.get(name, (0, None))[0]
         return DTYPES.get(elem)
@@ -262,7 +308,21 @@ class Builder:
         if missing:
             raise ModelError(f"node '{n.name}' ({n.op_type}) reads '{missing[0]}', which nothing produces",
                              "a topologically sorted, valid ONNX graph", "run onnx.checker.check_model")
-        result = entry.convert(self, n, inputs)
+        before = len(self.graph.nodes)
+        try:
+            result = entry.convert(self, n, inputs)
+        except DynashapeError:
+            raise
+        except Exception as e:  # a converter's own failure on this node's attributes or inputs
+            raise UnsupportedOpError(
+                f"node '{n.name}' ({n.op_type}) could not be imported: {type(e).__name__}: {_first_line(e)}",
+                f"a {n.op_type} node the importer converts (attributes and inputs as the ONNX spec defines them)",
+                "check the model with onnx.checker, or build on onnxruntime; please report the node",
+            ) from e
+        # NOTE: every FX node remembers the ONNX node it came from, so a failure later (torch.export,
+        # Inductor's compile) can be reported against the ONNX node (see errors.py).
+        for fx_node in list(self.graph.nodes)[before:]:
+            fx_node.meta["onnx_node"] = (n.name, n.op_type)
         outs = list(result) if isinstance(result, (list, tuple)) else [result]
         for name, v in zip(n.output, outs, strict=False):
             if name:
@@ -347,3 +407,8 @@ def attrs(n: onnx.NodeProto) -> dict[str, Any]:
 def _to_torch(t: onnx.TensorProto) -> torch.Tensor:
     dtype_of(t.data_type, f"tensor '{t.name}'")
     return numpy_to_torch(numpy_helper.to_array(t))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"

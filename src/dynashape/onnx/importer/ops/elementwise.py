@@ -96,6 +96,13 @@ def _sym_binary(b: Builder, op: str, x: Value, y: Value) -> Sym | None:
                 out.append(b.call(runtime.trunc_div, p, q))
             else:
                 return None
+        elif op == "Mod":
+            if not symbolic:
+                out.append(typing.cast(int, p) % typing.cast(int, q))
+            elif isinstance(q, int) and q > 0:  # NOTE: Python's % on a SymInt is ONNX's fmod=0 (sign of the divisor)
+                out.append(b.arith(operator.mod, p, q))
+            else:
+                return None
         elif op in ("Max", "Min") and symbolic:
             out.append(b.arith(torch.sym_max if op == "Max" else torch.sym_min, p, q))
         elif op in ("Max", "Min"):
@@ -135,7 +142,12 @@ for _op, _fn in _BINARY.items():
 
 @register("Mod", first=10)
 def mod(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
-    fn = runtime.fmod if int(attrs(n).get("fmod", 0)) else runtime.remainder
+    fmod = int(attrs(n).get("fmod", 0))
+    if not fmod:
+        folded = _sym_binary(b, "Mod", ins[0], ins[1])
+        if folded is not None:
+            return folded
+    fn = runtime.fmod if fmod else runtime.remainder
     return b.call(fn, b.t(ins[0]), b.t(ins[1]))
 
 

@@ -11,8 +11,10 @@ import torch
 
 from ...._errors import UnsupportedOpError
 from .. import runtime
-from ..graph import Builder, Const, Sym, Value, attrs
+from ..graph import Builder, Const, Sym, SymGrid, Value, as_grid, attrs, from_grid
 from ..registry import register
+
+_SYM_MAX = 64  # as graph._SYM_MAX: larger integer tensors are never shapes
 
 
 @register("Constant")
@@ -64,11 +66,15 @@ def size(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
 def reshape(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     allowzero = int(attrs(n).get("allowzero", 0))
     target = b.sym(ins[1])
-    s = b.sym(ins[0])
-    if s is not None and target is not None and target.static:
+    grid = as_grid(ins[0])
+    if grid is not None and target is not None and target.static and grid.size <= _SYM_MAX:
         shape = [int(cast(int, v)) for v in target.elems]  # static: every element is an int
-        if shape in ([-1], [len(s.elems)]) or (shape == [] and len(s.elems) == 1):
-            return Sym(s.elems, scalar=shape == [], dtype=s.dtype)
+        shape = [grid.shape[i] if v == 0 and not allowzero and i < grid.ndim else v for i, v in enumerate(shape)]
+        known = math.prod(v for v in shape if v != -1)
+        if shape.count(-1) <= 1 and known > 0 and grid.size % known == 0:
+            shape = [grid.size // known if v == -1 else v for v in shape]
+            if math.prod(shape) == grid.size:
+                return from_grid(grid.reshape(shape), ins[0].dtype)
     return b.call(runtime.reshape, b.t(ins[0]), b.ints(ins[1]), allowzero)
 
 
@@ -143,6 +149,11 @@ def _slice(b: Builder, x: Value, starts: Any, ends: Any, axes: Any, steps: Any) 
     count = len(starts)
     axes = list(range(count)) if axes is None else [int(v) for v in axes]
     steps = [1] * count if steps is None else [int(v) for v in steps]
+    if isinstance(x, SymGrid) and all(isinstance(v, int) for v in starts + ends):
+        index = [slice(None)] * x.grid.ndim
+        for st, en, ax, sp in zip(starts, ends, axes, steps, strict=False):
+            index[ax % x.grid.ndim] = slice(_pyclamp(st), _pyclamp(en), sp)
+        return SymGrid(x.grid[tuple(index)], x.dtype)
     s = b.sym(x)
     if (s is not None and not s.scalar and axes in ([0], [-1])
             and all(isinstance(v, int) for v in starts + ends)):
@@ -185,6 +196,8 @@ def range_(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
 @register("Transpose")
 def transpose(b: Builder, n: onnx.NodeProto, ins: list[Value]) -> Value:
     perm = attrs(n).get("perm")
+    if isinstance(ins[0], SymGrid):
+        return SymGrid(ins[0].grid.transpose(None if perm is None else [int(p) for p in perm]), ins[0].dtype)
     x = b.t(ins[0])
     if perm is None:
         return b.call(runtime.reverse_dims, x)
