@@ -76,3 +76,13 @@ def test_user_errors(exports, tmp_path) -> None:
 def test_symbolic_only_mode(exports) -> None:
     report = check(exports.broken(_case("view_one"), "torchscript"), empirical=False)
     assert [(f.op, f.symbol, f.value, f.evidence) for f in report.findings] == [("Reshape", "batch", 1, "symbolic")]
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_every_corpus_model_exits_1(exports, exporter: str, capsys) -> None:
+    """`dynashape check` gates a CI: exit 1 on every export that really pins a dim."""
+    broken = [c for c in CORPUS if (c.torchscript if exporter == "torchscript" else c.dynamo) is not None]
+    assert broken
+    statuses = {c.name: _run(exports.broken(c, exporter)) for c in broken}
+    capsys.readouterr()
+    assert statuses == dict.fromkeys(statuses, 1)
