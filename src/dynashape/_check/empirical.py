@@ -149,8 +149,31 @@ def run_empirical(
         shapes = shapes_for(inputs, symbols, {**values, s.name: new_values[s.name]})
         r2 = runner.run(make_feeds(list(inputs), shapes, seed=1))
         pins = find_pins(graph, r1, r2)
+        if pins and profile is None and r1.ok:
+            pins = _confirmed(runner, graph, inputs, symbols, values, s, pins)
         result.runs.append(SymbolRun(s, values[s.name], new_values[s.name], r2, pins))
     return result
+
+
+def _confirmed(runner: Runner, graph: Graph, inputs: Sequence[TensorSpec], symbols: Sequence[Symbol],
+               values: Mapping[str, int], s: Symbol, pins: list[Pin]) -> list[Pin]:
+    """Without a profile, the pins that hold again one rung up (every dim doubled, then ``s`` doubled again).
+
+    NOTE: a guessed probe size may lie below the model's own minimum (a Swin stage smaller than its
+    window, which eager handles by shrinking the window): a number that follows the dim at larger
+    sizes is that minimum, not a pin. A frozen number pins at every size, so real pins hold.
+    """
+    if _batch_like(s):
+        return pins
+    base = {k: (v if any(x.name == k and _batch_like(x) for x in symbols) else 2 * v) for k, v in values.items()}
+    if sum(math.prod(v) for v in shapes_for(inputs, symbols, {**base, s.name: 2 * base[s.name]}).values()) > _MAX_PROBE_ELEMENTS:
+        return pins
+    r1 = runner.run(make_feeds(list(inputs), shapes_for(inputs, symbols, base)))
+    if not r1.ok:
+        return pins
+    r2 = runner.run(make_feeds(list(inputs), shapes_for(inputs, symbols, {**base, s.name: 2 * base[s.name]}), seed=1))
+    again = {id(p.node) for p in find_pins(graph, r1, r2)}
+    return [p for p in pins if id(p.node) in again]
 
 
 def _fmt(shapes: Mapping[str, Any]) -> str:
