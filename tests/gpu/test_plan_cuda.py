@@ -35,7 +35,7 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert plan.ladder is not None and plan.ladder.dim == "seq" and len(plan.ladder.buckets) == 4
     assert plan.ladder.buckets[-1] == max(LENGTHS)
     engine = dynashape.build(BERT.make(), plan=plan, backend="inductor", device="cuda", precision="fp16",
-                             example_inputs=BERT.example_inputs(), dynamic_axes=BERT.dynamic_axes)
+                             example_inputs=BERT.example_inputs(), dynamic_axes=BERT.dynamic_axes, output_names=["hidden"])
     path = tmp_path_factory.mktemp("plan_cuda") / "bert_fp16.engine"
     engine.save(path)
     return {"plan": plan, "built": engine, "path": str(path)}

@@ -163,7 +163,12 @@ class CudaGraphRunner:
         # when it changed the math switches, and the check's reference is then computed under it.
         self._capture_context = capture_context or contextlib.nullcontext
         self.failures = {"capture": 0, "replay": 0, "mismatch": 0}
-        self._pool = torch.cuda.graph_pool_handle()
+        # NOTE: the shared pool is taken from the first graph that captures (``graph.pool()``), not
+        # from ``graph_pool_handle()`` up front: on the H200 (torch 2.11) capturing a planned ladder
+        # into a fresh handle failed at every shape with CUDACachingAllocator's
+        # ``use_count > 0`` assert. A pool whose graphs were all evicted is given up the same way
+        # (see _capture): the next capture starts a private pool again.
+        self._pool: Any = None
         self.pool_bytes = 0  # memory the shared pool reserved, measured around the captures
         self.runner = runner
         # Backends whose plain runner cannot be captured offer a separate one for capture.
@@ -260,10 +265,23 @@ class CudaGraphRunner:
                     reference = self.runner.run(profile, static_in)
                 self.capture_with.run(profile, static_in)  # warm the capture container outside capture
                 torch.cuda.synchronize()
-                with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="relaxed"):
-                    static_out = self.capture_with.run(profile, static_in)
+                try:
+                    with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="relaxed"):
+                        static_out = self.capture_with.run(profile, static_in)
+                except RuntimeError as e:
+                    if self._pool is None or "CUDACachingAllocator" not in str(e):
+                        raise
+                    # The shared pool is gone (its graphs were evicted) or refused: start a new one.
+                    log.info("CUDA graph pool not reusable (%s); capturing into a new pool", " ".join(str(e).split())[:200])
+                    self._pool = None
+                    torch.cuda.synchronize()
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph, capture_error_mode="relaxed"):
+                        static_out = self.capture_with.run(profile, static_in)
                 graph.replay()
                 torch.cuda.synchronize()
+                if self._pool is None:
+                    self._pool = graph.pool()
         except Exception as e:
             self._failed("capture", inputs, e)
             return None
