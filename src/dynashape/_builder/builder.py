@@ -167,7 +167,7 @@ def _module_to_onnx(source: Source, profiles: Sequence[Profile], tmp: str, data:
     return Source("onnx", source.inputs, outputs, onnx_model=proto, description=source.description)
 
 
-def _onnx_to_module(source: Source) -> Source:
+def _onnx_to_module(source: Source, precision: str) -> Source:
     try:
         from ..onnx.importer import to_torch
     except ModuleNotFoundError as e:
@@ -178,10 +178,15 @@ def _onnx_to_module(source: Source) -> Source:
             "a torch.nn.Module source for --backend inductor",
             "use --backend onnxruntime, or build from the module with dynashape.build(module, profiles, example_inputs=...)",
         ) from e
+    import torch
+
     from .._torchio import IOAdapter
 
-    gm = to_torch(source.onnx_model)
-    import torch
+    # NOTE: the module is imported in the engine's compute dtype: Module.to(float16), which the
+    # backend and the reference apply, would leave the graph's Cast(to=FLOAT) nodes and the
+    # tensors it creates in float32 (see the importer's compute_dtype).
+    compute = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    gm = to_torch(source.onnx_model, compute_dtype=compute)
 
     examples = [_zeros(torch, s) for s in source.inputs]
     adapter = IOAdapter(gm, [s.name for s in source.inputs], by_keyword=False).eval()
@@ -319,7 +324,7 @@ def build(
     reference = src
     with tempfile.TemporaryDirectory(prefix="dynashape-build-") as tmp:
         if src.kind not in impl.sources:
-            src = _module_to_onnx(src, plist, tmp, data) if src.kind == "module" else _onnx_to_module(src)
+            src = _module_to_onnx(src, plist, tmp, data) if src.kind == "module" else _onnx_to_module(src, precision)
         # NOTE: an ONNX file exported from a module already holds the appended ops (the module's
         # adapter applies them), so they are added to the graph only for an ONNX source. The
         # reference stays the graph without them: _references appends them once.

@@ -380,10 +380,13 @@ def _cost_model(handle: Any, ident: str, specs: Sequence[TensorSpec] | None, wor
     if kind == "onnx" and not cuda:
         timer = onnxruntime_timer(obj, specs)
     elif kind == "onnx":
+        import torch
+
         from ..onnx.importer import to_torch
         from ..onnx.model import load_model
 
-        timer = torch_timer(to_torch(load_model(obj)), specs, device, precision)
+        compute = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        timer = torch_timer(to_torch(load_model(obj), compute_dtype=compute), specs, device, precision)
     else:
         timer = torch_timer(obj, specs, device, precision)
     log.info("calibrating the cost model on %s at %d sizes", device, len(sizes))

@@ -9,8 +9,9 @@ from .model import io_specs, load_model, op_counts, opsets
 __all__ = ["io_specs", "load_model", "op_counts", "opsets", "to_torch"]
 
 
-def to_torch(model: Any) -> Any:
-    """Import an ONNX model as a ``torch.fx.GraphModule`` (see :mod:`dynashape.onnx.importer`)."""
+def to_torch(model: Any, *, compute_dtype: Any = None) -> Any:
+    """Import an ONNX model as a ``torch.fx.GraphModule`` (see :mod:`dynashape.onnx.importer`);
+    ``compute_dtype`` (``torch.float16``/``torch.bfloat16``) makes it compute in that dtype."""
     from .importer import to_torch as _to_torch
 
-    return _to_torch(model)
+    return _to_torch(model, compute_dtype=compute_dtype)

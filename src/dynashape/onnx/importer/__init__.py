@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ..._errors import DynashapeError
 from ..model import load_model
 from . import ops  # noqa: F401 - registers the converters
 from .errors import build_error, onnx_node_in
@@ -33,8 +34,19 @@ from .registry import supported_ops
 __all__ = ["build_error", "onnx_node_in", "supported_ops", "to_torch"]
 
 
-def to_torch(model: Any) -> torch.fx.GraphModule:
-    """Convert an ``onnx.ModelProto`` or a path to one into a ``torch.fx.GraphModule`` (eval mode)."""
+def to_torch(model: Any, *, compute_dtype: torch.dtype | None = None) -> torch.fx.GraphModule:
+    """Convert an ``onnx.ModelProto`` or a path to one into a ``torch.fx.GraphModule`` (eval mode).
+
+    ``compute_dtype`` (``torch.float16`` or ``torch.bfloat16``; None: float32 as the graph says)
+    makes the module compute in that dtype: float32 weights, constants and every float32 the graph
+    names become ``compute_dtype``; float32 graph inputs are cast to it on entry and float32 graph
+    outputs back to float32 on exit, so callers feed and receive what the ONNX file declares.
+    ``Module.to(float16)`` alone is not enough for an imported graph (its ``Cast(to=FLOAT)`` nodes
+    would still produce float32).
+    """
+    if compute_dtype is not None and compute_dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise DynashapeError(f"compute_dtype {compute_dtype}", "torch.float16, torch.bfloat16, torch.float32 or None",
+                             "pass one of those (None keeps the graph's float32)")
     proto = load_model(os.fspath(model) if isinstance(model, os.PathLike) else model)
-    gm = Builder(proto).build()
+    gm = Builder(proto, compute_dtype=compute_dtype).build()
     return gm.eval()

@@ -126,8 +126,10 @@ def dtype_of(elem_type: int, where: str) -> torch.dtype:
 class Builder:
     """Converts one ONNX graph; op converters call back into it (see :mod:`.ops`)."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, *, compute_dtype: torch.dtype | None = None) -> None:
         self.model = model
+        # None: float32 stays float32 (the graph as written)
+        self.compute = None if compute_dtype in (None, torch.float32) else compute_dtype
         self.opsets = {(o.domain if o.domain != "ai.onnx" else ""): int(o.version) for o in model.opset_import}
         self.graph = fx.Graph()
         self.root = torch.nn.Module()
@@ -285,6 +287,8 @@ class Builder:
                     "tensor inputs", "the importer converts tensor graphs only",
                 )
             node = self.graph.placeholder(self._unique(inp.name))
+            if self.compute is not None and inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+                node = self.method("to", node, self.compute)
             self.env[inp.name] = node
         self._check_supported(g.node)
         for n in g.node:
@@ -294,10 +298,42 @@ class Builder:
             if out.name not in self.env:
                 raise ModelError(f"graph output '{out.name}' is produced by no node", "a valid ONNX graph", "run onnx.checker")
             outs.append(self.t(self.env[out.name]))
+        if self.compute is not None:
+            self._float32_to_compute()
+            outs = [self.method("to", o, torch.float32) if out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT else o
+                    for o, out in zip(outs, g.output, strict=True)]
         self.graph.output(tuple(outs))
         gm = fx.GraphModule(self.root, self.graph, class_name="OnnxModule")
         gm.graph.lint()
         return gm
+
+    def _float32_to_compute(self) -> None:
+        """Make float32 mean the compute dtype: weights and constants, and every float32 named in
+        the graph (Cast and CastLike targets, ConstantOfShape values, Range and EyeLike dtypes).
+
+        NOTE: ``Module.to(float16)`` converts parameters and buffers only; an imported graph also
+        names float32 in its calls (``Cast(to=FLOAT)``, tensors it creates), which then meet
+        float16 weights ("expected mat1 and mat2 to have the same dtype"). Rewriting float32 in
+        the finished graph covers every converter at once. The graph then computes as the
+        original module does after ``.to(float16)``, except where that module upcast on purpose
+        (``x.float()`` in an RMSNorm or a rotary embedding): a float32 export cannot tell those
+        casts from the others, so they run in the compute dtype too.
+        """
+        compute = self.compute
+
+        def swap(a: Any) -> Any:
+            return compute if a is torch.float32 else a
+
+        for node in self.graph.nodes:
+            if node.op in ("call_function", "call_method"):
+                node.args = fx.node.map_aggregate(node.args, swap)
+                node.kwargs = fx.node.map_aggregate(node.kwargs, swap)
+        for name, p in list(self.root.named_parameters(recurse=False)):
+            if p.dtype == torch.float32:
+                self.root.register_parameter(name, torch.nn.Parameter(p.detach().to(compute), requires_grad=False))
+        for name, buf in list(self.root.named_buffers(recurse=False)):
+            if buf.dtype == torch.float32:
+                self.root.register_buffer(name, buf.to(compute))
 
     def convert_node(self, n: onnx.NodeProto) -> None:
         entry = self._entry(n)
