@@ -56,6 +56,13 @@ class Backend(abc.ABC):
         check that runs before :meth:`load`; None: not checked."""
         return None
 
+    @classmethod
+    def part_payloads(cls, profile: int, count: int) -> list[str] | None:
+        """The payload names of a guard-split profile's first ``count`` parts, in the order the runner
+        loads them (the manifest's ``parts`` must name them so); None: the backend does not split
+        profiles, and its engines have no parts."""
+        return None
+
     #: (importable module, how to install it) that the backend needs.
     requires: ClassVar[tuple[str, str] | None] = None
 

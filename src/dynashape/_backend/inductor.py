@@ -313,6 +313,10 @@ class InductorBackend(Backend):
             names.add("weights.pt")
         return names, names
 
+    @classmethod
+    def part_payloads(cls, profile: int, count: int) -> list[str]:
+        return [part_payload(profile, j) for j in range(count)]
+
     def load(self, manifest: Manifest, payloads: dict[str, bytes]) -> Runner:
         torch = require("torch", "the inductor backend")
         device = manifest.device

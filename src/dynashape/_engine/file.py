@@ -40,7 +40,7 @@ import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
-from .._errors import EngineFileError
+from .._errors import DynashapeError, EngineFileError
 from .._io import open_atomic
 from .._records import FORMAT_VERSION, Manifest
 from . import signing
@@ -229,7 +229,7 @@ def _read(f: IO[bytes], size: int, where: str, verify_key: Any, require_signatur
         payloads[e["name"]] = raw
     try:
         manifest = Manifest.from_json(data)
-    except (KeyError, TypeError, ValueError) as e:  # the schema should have caught it: say which field anyway
+    except (KeyError, TypeError, ValueError, IndexError, DynashapeError) as e:  # the schema should have caught it: say which field anyway
         raise EngineFileError(f"{where} has an invalid manifest ({type(e).__name__}: {e})", "every manifest field", "rebuild the engine") from e
     manifest.format_version = FORMAT_VERSION  # what save() would write for it
     return manifest, payloads

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._dtypes import DTYPES as _DTYPES
 from .._errors import EngineFileError
-from .._limits import HARD_MAX_THREADS
+from .._limits import HARD_MAX_THREADS, MAX_ELEMENTS
 
 #: the formats this dynashape reads (see :mod:`dynashape._engine.file` for what each one protects)
 FORMAT_VERSIONS = (1, 2)
@@ -32,7 +32,7 @@ _DEVICE = re.compile(r"(cpu|cuda)(:\d{1,4})?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class _Checker:
+class Checker:
     def __init__(self, where: str) -> None:
         self.where = where
 
@@ -56,34 +56,36 @@ class _Checker:
         return v
 
 
-def _int(lo: int, hi: int) -> Callable[[Any], bool]:
+def int_in(lo: int, hi: int) -> Callable[[Any], bool]:
     return lambda v: type(v) is int and lo <= v <= hi
 
 
-def _is_str(v: Any) -> bool:
+def is_name(v: Any) -> bool:
     return isinstance(v, str) and 0 < len(v) <= 1024
 
 
 def _dim(v: Any) -> bool:
-    return v is None or _is_str(v) or (type(v) is int and 0 <= v <= MAX_DIM)
+    return v is None or is_name(v) or (type(v) is int and 0 <= v <= MAX_DIM)
 
 
-def _shape_of_rank(rank: int) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, list) and len(v) == rank and all(type(d) is int and 0 <= d <= MAX_DIM for d in v)
+def shape_of_rank(rank: int) -> Callable[[Any], bool]:
+    """``rank`` dims from 0 to MAX_DIM, with at most MAX_ELEMENTS elements (as a profile allows)."""
+    return lambda v: (isinstance(v, list) and len(v) == rank and all(type(d) is int and 0 <= d <= MAX_DIM for d in v)
+                      and math.prod(v) <= MAX_ELEMENTS)
 
 
-def _specs(c: _Checker, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+def _specs(c: Checker, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     specs = c.get(data, key, key, lambda v: isinstance(v, list) and 0 < len(v) <= 4096, "a non-empty list of tensors")
     names = set()
     for i, s in enumerate(specs):
         f = f"{key}[{i}]"
         if not isinstance(s, dict):
             raise c.fail(f, s, "an object with name, dtype and shape")
-        name = c.get(s, "name", f + ".name", _is_str, "a non-empty name")
+        name = c.get(s, "name", f + ".name", is_name, "a non-empty name")
         if name in names:
             raise c.fail(f + ".name", name, f"a name unique among the {key}")
         names.add(name)
-        c.get(s, "dtype", f + ".dtype", lambda v: v in DTYPES, "one of: " + ", ".join(sorted(DTYPES)))
+        c.get(s, "dtype", f + ".dtype", lambda v: isinstance(v, str) and v in DTYPES, "one of: " + ", ".join(sorted(DTYPES)))
         shape = c.get(s, "shape", f + ".shape", lambda v: isinstance(v, list) and len(v) <= 64, "a list of at most 64 dims")
         for a, d in enumerate(shape):
             if not _dim(d):
@@ -91,7 +93,7 @@ def _specs(c: _Checker, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return specs
 
 
-def _profiles(c: _Checker, data: dict[str, Any], inputs: list[dict[str, Any]]) -> None:
+def _profiles(c: Checker, data: dict[str, Any], inputs: list[dict[str, Any]]) -> None:
     profiles = c.get(data, "profiles", "profiles", lambda v: isinstance(v, list) and 0 < len(v) <= 1024, "a non-empty list of profiles")
     by_name = {s["name"]: s for s in inputs}
     for k, p in enumerate(profiles):
@@ -102,8 +104,8 @@ def _profiles(c: _Checker, data: dict[str, Any], inputs: list[dict[str, Any]]) -
             rank = len(by_name[name]["shape"])
             if not isinstance(r, dict):
                 raise c.fail(f"{f}.{name}", r, "an object with min, opt and max")
-            shapes = [c.get(r, key, f"{f}.{name}.{key}", _shape_of_rank(rank),
-                            f"{rank} ints from 0 to {MAX_DIM} (the input's rank)") for key in ("min", "opt", "max")]
+            shapes = [c.get(r, key, f"{f}.{name}.{key}", shape_of_rank(rank),
+                            f"{rank} ints from 0 to {MAX_DIM} (the input's rank), at most 2**63 - 1 elements") for key in ("min", "opt", "max")]
             for a, (lo, op, hi) in enumerate(zip(*shapes, strict=True)):
                 if not lo <= op <= hi:
                     raise c.fail(f"{f}.{name} dim {a}", (lo, op, hi), "min <= opt <= max")
@@ -112,23 +114,26 @@ def _profiles(c: _Checker, data: dict[str, Any], inputs: list[dict[str, Any]]) -
                     raise c.fail(f"{f}.{name} dim {a}", (lo, op, hi), f"{static}, the input's static dim")
 
 
-def _build_settings(c: _Checker, data: dict[str, Any]) -> None:
+def _build_settings(c: Checker, data: dict[str, Any]) -> None:
     b = c.get(data, "build_settings", "build_settings", lambda v: isinstance(v, dict), "an object")
     f = "build_settings."
     c.get(b, "device", f + "device", lambda v: v == data["device"], f"'{data['device']}', the engine's device", optional=True)
     c.get(b, "precision", f + "precision", lambda v: v == data["precision"], f"'{data['precision']}', the engine's precision", optional=True)
-    c.get(b, "threads", f + "threads", lambda v: v is None or _int(1, MAX_THREADS)(v), f"null or an int from 1 to {MAX_THREADS}", optional=True)
+    c.get(b, "threads", f + "threads", lambda v: v is None or int_in(1, MAX_THREADS)(v), f"null or an int from 1 to {MAX_THREADS}", optional=True)
     c.get(b, "optimization_level", f + "optimization_level", lambda v: v in _OPT_LEVELS, f"one of {_OPT_LEVELS}", optional=True)
-    c.get(b, "tuning", f + "tuning", lambda v: v is None or _is_str(v), "null or a name", optional=True)
+    c.get(b, "tuning", f + "tuning", lambda v: v is None or is_name(v), "null or a name", optional=True)
+    named = sorted({d for s in data["inputs"] for d in s["shape"] if isinstance(d, str)})
     c.get(b, "align", f + "align", lambda v: isinstance(v, list) and all(
-        isinstance(p, list) and len(p) == 2 and _is_str(p[0]) and _int(2, 1024)(p[1]) for p in v), "a list of [dim name, step 2..1024] pairs",
-        optional=True)
+        isinstance(p, list) and len(p) == 2 and p[0] in named and int_in(2, 1024)(p[1]) for p in v),
+        "a list of [dim name, step 2..1024] pairs naming the inputs' dims: " + (", ".join(named) or "(none)"), optional=True)
     c.get(b, "attention", f + "attention", lambda v: v in (None, "sdpa"), "null or 'sdpa'", optional=True)
     for key in ("validate", "tf32", "share_weights", "align_pad"):
         c.get(b, key, f + key, lambda v: isinstance(v, bool), "true or false", optional=True)
     c.get(b, "channels_last", f + "channels_last", lambda v: v is None or isinstance(v, bool), "null, true or false", optional=True)
+    outs = [s["name"] for s in data["outputs"]]
     c.get(b, "append_ops", f + "append_ops", lambda v: isinstance(v, list) and all(
-        isinstance(p, list) and len(p) == 2 and all(_is_str(x) for x in p) for p in v), "a list of [output name, op] pairs", optional=True)
+        isinstance(p, list) and len(p) == 2 and p[0] in outs and is_name(p[1]) for p in v),
+        "a list of [output name, op] pairs naming the outputs: " + ", ".join(outs), optional=True)
 
 
 def check_manifest(data: Any, where: str, *, payload_region: int) -> list[dict[str, Any]]:
@@ -139,8 +144,9 @@ def check_manifest(data: Any, where: str, *, payload_region: int) -> list[dict[s
     are all refused here, before a byte of them is read.
     """
     from .._backend import NAMES, backend_class
+    from .schema_parts import check_backend_data, check_parts, check_plan
 
-    c = _Checker(where)
+    c = Checker(where)
     if not isinstance(data, dict):
         raise c.fail("(top level)", type(data).__name__, "a JSON object")
     c.get(data, "format_version", "format_version", lambda v: v in FORMAT_VERSIONS and type(v) is int, f"one of {FORMAT_VERSIONS}")
@@ -160,24 +166,29 @@ def check_manifest(data: Any, where: str, *, payload_region: int) -> list[dict[s
     c.get(data, "library_versions", "library_versions", lambda v: isinstance(v, dict) and all(
         isinstance(k, str) and (x is None or isinstance(x, str)) for k, x in v.items()), "an object of name -> version", optional=True)
     c.get(data, "backend_data", "backend_data", lambda v: isinstance(v, dict), "an object", optional=True)
+    outputs = data["outputs"]
+    check_backend_data(c, name, data.get("backend_data") or {}, inputs, outputs, data["profiles"])
+    check_plan(c, data.get("plan"), inputs, outputs)
     try:
         expected = cls.payload_names(len(data["profiles"]), data.get("backend_data") or {})
     except (ValueError, TypeError, KeyError, IndexError) as e:
         raise c.fail("backend_data", str(e), f"what the {name} backend writes") from e
-    return _payloads(c, data, payload_region, expected)
+    entries = _payloads(c, data, payload_region, expected)
+    check_parts(c, data.get("parts", []), cls, inputs, data["profiles"], {e["name"] for e in entries})
+    return entries
 
 
-def _payloads(c: _Checker, data: dict[str, Any], region: int, expected: tuple[set[str], set[str]] | None) -> list[dict[str, Any]]:
+def _payloads(c: Checker, data: dict[str, Any], region: int, expected: tuple[set[str], set[str]] | None) -> list[dict[str, Any]]:
     entries = c.get(data, "payloads", "payloads", lambda v: isinstance(v, list) and len(v) <= 4096, "a list of payload entries")
     v2 = data["format_version"] >= 2
     for i, e in enumerate(entries):
         f = f"payloads[{i}]"
         if not isinstance(e, dict):
             raise c.fail(f, e, "an object with name, offset, size and sha256")
-        c.get(e, "name", f + ".name", lambda v: _is_str(v) and "/" not in v and "\\" not in v, "a file name")
+        c.get(e, "name", f + ".name", lambda v: is_name(v) and "/" not in v and "\\" not in v, "a file name")
         # NOTE: sizes beyond the file are a truncation, named as one by the tiling check below.
-        c.get(e, "offset", f + ".offset", _int(0, 2**62), "an offset in bytes")
-        c.get(e, "size", f + ".size", _int(0, 2**62), "a size in bytes")
+        c.get(e, "offset", f + ".offset", int_in(0, 2**62), "an offset in bytes")
+        c.get(e, "size", f + ".size", int_in(0, 2**62), "a size in bytes")
         c.get(e, "sha256", f + ".sha256", lambda v: isinstance(v, str) and _SHA256.fullmatch(v) is not None, "64 lowercase hex digits")
         if v2:
             kind = c.get(e, "compression", f + ".compression", lambda v: v in COMPRESSIONS, f"one of {COMPRESSIONS}")
@@ -185,7 +196,7 @@ def _payloads(c: _Checker, data: dict[str, Any], region: int, expected: tuple[se
             # lie; the bound keeps a hostile manifest from making the reader allocate without limit.
             limit = e["size"] if kind == "none" else e["size"] * 1032 + 1024
             lo = 0 if kind != "none" else e["size"]
-            c.get(e, "raw_size", f + ".raw_size", _int(lo, limit),
+            c.get(e, "raw_size", f + ".raw_size", int_in(lo, limit),
                   f"the payload's size before compression (at most {limit} for {e['size']} stored bytes, {kind})")
     names = [e["name"] for e in entries]
     if len(set(names)) != len(names):
