@@ -352,6 +352,27 @@ def check_feed(feed: Any, specs: Sequence[TensorSpec], where: str = "data") -> F
     return out
 
 
+def fit_feed(feed: Mapping[str, np.ndarray], shapes: Mapping[str, Sequence[int]]) -> Feed:
+    """``feed``'s values at other ``shapes``: each array cut, or repeated, along every axis whose size differs.
+
+    NOTE: repeating keeps every value one the user gave (ids stay in their table, a row of a mask
+    keeps its open positions), which a resampling or zero padding would not.
+    """
+    out: Feed = {}
+    for name, a in feed.items():
+        a = np.asarray(a)
+        want = tuple(int(d) for d in shapes[name])
+        for ax, n in enumerate(want):
+            if a.shape[ax] != n:
+                if a.shape[ax] == 0:
+                    raise DynashapeError(f"data: input '{name}' has shape {format_shape(a.shape)}, empty along axis {ax}",
+                                         "feeds with at least one element along every axis",
+                                         "give a feed whose arrays are not empty")
+                a = np.take(a, np.arange(n) % a.shape[ax], axis=ax)
+        out[name] = np.ascontiguousarray(a)
+    return out
+
+
 def feed_shapes(feed: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     return {n: tuple(int(d) for d in np.shape(x)) for n, x in feed.items()}
 

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from .._deps import require
-from .._dtypes import host_dtype
 from .._specs import TensorSpec
 
 # Shape-carrying operand per op: the input that holds sizes as numbers.
@@ -133,19 +132,34 @@ def source_of(node: Any) -> str | None:
 _NODE_IN_ERROR = re.compile(r"Name:'([^']*)'")
 
 
-def make_feeds(inputs: list[TensorSpec], shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs that every model accepts: floats in [0, 1), integers 1 (a valid token id and an open mask)."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for s in inputs:
-        shape = shapes[s.name]
-        if s.dtype.startswith("float") or s.dtype == "bfloat16":
-            feeds[s.name] = rng.random(shape, dtype=np.float32).astype(host_dtype(s.dtype))
-        elif s.dtype == "bool":
-            feeds[s.name] = np.ones(shape, dtype=bool)
-        else:
-            feeds[s.name] = np.ones(shape, dtype=s.dtype)
-    return feeds
+class Feeder:
+    """The inputs of every run of the empirical pass, from the one data generator or the user's data.
+
+    Generated (the default): :func:`dynashape._data.make_inputs` with the graph's hints, so token ids
+    lie in the table they index and masks never mask a whole row, as the model's users feed it.
+    The user's data (``data``): feed ``seed % len(data)``, cut or repeated to the probe's shapes
+    (:func:`dynashape._data.fit_feed`): the doctor probes shapes the data may not have.
+    """
+
+    def __init__(self, model: Any, inputs: list[TensorSpec], data: Any = None) -> None:
+        from .._data import hints_from_onnx, load_data
+
+        self.inputs = inputs
+        self.hints = hints_from_onnx(model)
+        self.data = load_data(data, inputs) if data is not None else None
+
+    def __call__(self, shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+        from .._data import fit_feed, make_inputs
+
+        if self.data is None:
+            return make_inputs(self.inputs, shapes, seed=seed, hints=self.hints)
+        return fit_feed(self.data[seed % len(self.data)], shapes)
+
+    def data_shapes(self) -> dict[str, tuple[int, ...]] | None:
+        """The shapes of the user's first feed (None without data): shapes the model surely runs at."""
+        from .._data import feed_shapes
+
+        return feed_shapes(self.data[0]) if self.data else None
 
 
 @dataclass

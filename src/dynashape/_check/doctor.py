@@ -9,7 +9,7 @@ from typing import Any
 from .._errors import ModelError
 from .._profiles import Profile, validate_profile
 from ..onnx.model import io_specs, load_model
-from ._graph import Graph, node_id, source_of
+from ._graph import Feeder, Graph, node_id, source_of
 from .empirical import EmpiricalResult, Symbol, run_empirical, symbols_of
 from .explain import fix_text, message
 from .report import Finding, Report
@@ -32,13 +32,15 @@ def _name(model: Any) -> str:
     return os.fspath(model) if isinstance(model, (str, os.PathLike)) else (model.graph.name or "model")
 
 
-def analyze(model: Any, profiles: Any = None, *, empirical: bool = True) -> tuple[Report, Graph, EmpiricalResult | None, list[tuple[Pin, Symbol, Finding]]]:
+def analyze(model: Any, profiles: Any = None, *, empirical: bool = True,
+            data: Any = None) -> tuple[Report, Graph, EmpiricalResult | None, list[tuple[Pin, Symbol, Finding]]]:
     """The work behind :func:`check`; also returns the pins, which :func:`fix` rewrites."""
     proto = load_model(model)
     inputs, _ = io_specs(proto)
     if not proto.graph.node:
         raise ModelError(f"{_name(model)} has an empty graph", "an ONNX model with at least one node")
     profile = _profile(profiles, inputs)
+    feeder = Feeder(proto, inputs, data)  # the user's data is checked even where no run needs it
     graph = Graph(proto, inputs)
     symbols = symbols_of(inputs)
     report = Report(_name(model))
@@ -48,7 +50,7 @@ def analyze(model: Any, profiles: Any = None, *, empirical: bool = True) -> tupl
     sym = infer(proto, {s.name for s in symbols})
     if sym.error and not sym.dims:
         report.notes.append(f"symbolic shape propagation failed ({sym.error})")
-    emp = run_empirical(graph, inputs, profile=profile, candidates=sym.candidates()) if empirical else None
+    emp = run_empirical(graph, inputs, profile=profile, candidates=sym.candidates(), feeder=feeder) if empirical else None
     pins: list[tuple[Pin, Symbol, Finding]] = []
     if emp is not None:
         report.export_shapes = emp.export_shapes
@@ -99,7 +101,8 @@ def _symbolic_only(sym: SymbolicResult, symbols: list[Symbol], graph: Graph) -> 
     return out
 
 
-def check(model: Any, profiles: Profile | Sequence[Profile] | None = None, *, empirical: bool = True) -> Report:
+def check(model: Any, profiles: Profile | Sequence[Profile] | None = None, *, empirical: bool = True,
+          data: Any = None) -> Report:
     """Find every place where a dim that the model's inputs declare dynamic becomes fixed in the graph.
 
     Args:
@@ -109,8 +112,12 @@ def check(model: Any, profiles: Profile | Sequence[Profile] | None = None, *, em
             inferred from the graph and each dynamic dim is doubled.
         empirical: run the model with ONNX Runtime (the reliable pass). False: symbolic propagation
             only, which needs no runtime but may miss pins.
+        data: the user's feeds for the runs (as for ``build``: an ``.npz`` path, ``"file.py:function"``,
+            a feed or an iterable of feeds), cut or repeated to each probe's shapes; without a
+            profile, the first feed's shapes are the first export shape tried. None: representative
+            generated data (ids within the table they index, masks without a fully masked row).
 
     Returns:
         A :class:`Report`; ``report.findings`` is empty for a clean model.
     """
-    return analyze(model, profiles, empirical=empirical)[0]
+    return analyze(model, profiles, empirical=empirical, data=data)[0]

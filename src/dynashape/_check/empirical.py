@@ -2,8 +2,9 @@
 
 Knowing the export shape matters: a pinned number is the export-time value of a dim, so the
 comparison is only meaningful from there. It comes from the profile's ``opt`` when the user gives
-one; otherwise from the numbers the symbolic pass saw pinned in the graph, then from defaults,
-keeping the first set of shapes at which the whole model runs.
+one; otherwise from the shapes of the user's data, the numbers the symbolic pass saw pinned in the
+graph, then defaults, keeping the first set of shapes at which the whole model runs. The values fed
+come from a :class:`~._graph.Feeder` (representative generated data, or the user's).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from .._profiles import Profile
 from .._specs import TensorSpec
-from ._graph import Graph, Run, Runner, make_feeds
+from ._graph import Feeder, Graph, Run, Runner
 from .rules import Pin, find_pins
 
 
@@ -80,9 +81,13 @@ _LADDER = (16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 _MAX_PROBE_ELEMENTS = 2**23
 
 
-def _attempts(symbols: Sequence[Symbol], candidates: Mapping[str, list[int]]) -> list[dict[str, int]]:
+def _attempts(symbols: Sequence[Symbol], candidates: Mapping[str, list[int]],
+              given: Mapping[str, int] | None = None) -> list[dict[str, int]]:
     first = {s.name: (candidates.get(s.name) or [_default(s)])[0] for s in symbols}
     tries = [first, {s.name: _default(s) for s in symbols}]
+    if given:
+        # NOTE: the shapes of the user's data come first: shapes at which the model is known to run.
+        tries.insert(0, {s.name: given.get(s.name, first[s.name]) for s in symbols})
     for s in symbols:
         for v in [*candidates.get(s.name, [])[1:], *[c + k for c in candidates.get(s.name, []) for k in (1, -1, 2)]]:
             if v > 0:
@@ -109,6 +114,7 @@ def run_empirical(
     *,
     profile: Profile | None,
     candidates: Mapping[str, list[int]],
+    feeder: Feeder,
 ) -> EmpiricalResult:
     runner = Runner(graph)
     symbols = symbols_of(inputs)
@@ -123,14 +129,14 @@ def run_empirical(
             values[s.name] = op
             # NOTE: a profile pinned to one shape (--optShapes alone) still gets a second shape to compare with.
             new_values[s.name] = hi if hi != op else lo if lo != op else 2 * op
-        r1 = runner.run(make_feeds(list(inputs), export))
+        r1 = runner.run(feeder(export))
     else:
         r1, values, export = None, {}, {}
-        for t in _attempts(symbols, candidates):
+        for t in _attempts(symbols, candidates, _symbol_values(symbols, feeder.data_shapes())):
             shapes = shapes_for(inputs, symbols, t)
             if r1 is not None and sum(math.prod(v) for v in shapes.values()) > _MAX_PROBE_ELEMENTS:
                 break  # the ladder only grows from here
-            r = runner.run(make_feeds(list(inputs), shapes))
+            r = runner.run(feeder(shapes))
             if r1 is None or (r.ok and not r1.ok):
                 r1, values, export = r, t, shapes
             if r.ok:
@@ -147,16 +153,16 @@ def run_empirical(
         if s.name not in new_values:
             continue
         shapes = shapes_for(inputs, symbols, {**values, s.name: new_values[s.name]})
-        r2 = runner.run(make_feeds(list(inputs), shapes, seed=1))
+        r2 = runner.run(feeder(shapes, seed=1))
         pins = find_pins(graph, r1, r2)
         if pins and profile is None and r1.ok:
-            pins = _confirmed(runner, graph, inputs, symbols, values, s, pins)
+            pins = _confirmed(runner, graph, inputs, symbols, values, s, pins, feeder)
         result.runs.append(SymbolRun(s, values[s.name], new_values[s.name], r2, pins))
     return result
 
 
 def _confirmed(runner: Runner, graph: Graph, inputs: Sequence[TensorSpec], symbols: Sequence[Symbol],
-               values: Mapping[str, int], s: Symbol, pins: list[Pin]) -> list[Pin]:
+               values: Mapping[str, int], s: Symbol, pins: list[Pin], feeder: Feeder) -> list[Pin]:
     """Without a profile, the pins that hold again one rung up (every dim doubled, then ``s`` doubled again).
 
     NOTE: a guessed probe size may lie below the model's own minimum (a Swin stage smaller than its
@@ -168,12 +174,19 @@ def _confirmed(runner: Runner, graph: Graph, inputs: Sequence[TensorSpec], symbo
     base = {k: (v if any(x.name == k and _batch_like(x) for x in symbols) else 2 * v) for k, v in values.items()}
     if sum(math.prod(v) for v in shapes_for(inputs, symbols, {**base, s.name: 2 * base[s.name]}).values()) > _MAX_PROBE_ELEMENTS:
         return pins
-    r1 = runner.run(make_feeds(list(inputs), shapes_for(inputs, symbols, base)))
+    r1 = runner.run(feeder(shapes_for(inputs, symbols, base)))
     if not r1.ok:
         return pins
-    r2 = runner.run(make_feeds(list(inputs), shapes_for(inputs, symbols, {**base, s.name: 2 * base[s.name]}), seed=1))
+    r2 = runner.run(feeder(shapes_for(inputs, symbols, {**base, s.name: 2 * base[s.name]}), seed=1))
     again = {id(p.node) for p in find_pins(graph, r1, r2)}
     return [p for p in pins if id(p.node) in again]
+
+
+def _symbol_values(symbols: Sequence[Symbol], shapes: Mapping[str, tuple[int, ...]] | None) -> dict[str, int] | None:
+    """Each symbol's size in ``shapes`` (the user's first feed), where the shapes give one."""
+    if shapes is None:
+        return None
+    return {s.name: shapes[i][a] for s in symbols for i, a in s.where[:1] if i in shapes}
 
 
 def _fmt(shapes: Mapping[str, Any]) -> str:

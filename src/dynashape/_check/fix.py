@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from .._data import load_data
 from .._errors import ModelError
 from .._io import atomic_output
 from .._profiles import Profile, ShapeRange
-from ..onnx.model import load_model
-from ._graph import SHAPE_OPERAND, Graph, make_feeds, node_id, run_plain
+from ..onnx.model import io_specs, load_model
+from ._graph import SHAPE_OPERAND, Feeder, Graph, node_id, run_plain
 from .doctor import analyze
 from .empirical import EmpiricalResult, shapes_for, symbols_of
 from .report import Finding, FixResult
@@ -146,12 +147,14 @@ def _apply(model: Any, graph: Graph, emp: EmpiricalResult, edits: list[_Edit]) -
     return out
 
 
-def _verify(original: Any, fixed: Any, inputs: list[Any], export: dict[str, tuple[int, ...]], fixed_symbols: set[str], values: dict[str, int]) -> tuple[list[dict[str, tuple[int, ...]]], str | None]:
+def _verify(original: Any, fixed: Any, feeder: Feeder, export: dict[str, tuple[int, ...]], fixed_symbols: set[str],
+            values: dict[str, int]) -> tuple[list[dict[str, tuple[int, ...]]], str | None]:
     """Same outputs as the original at the export shape; at new shapes, runs, matches the original
     wherever the original runs with the same output shapes, and for a batch dim gives each copy of
     a repeated input the export-shape answer."""
     o_bytes, f_bytes = original.SerializeToString(), fixed.SerializeToString()
-    feeds1 = make_feeds(inputs, export)
+    inputs = feeder.inputs
+    feeds1 = feeder(export)
     try:
         ref = run_plain(o_bytes, feeds1)
     except Exception as e:  # ONNX Runtime's error types
@@ -171,7 +174,7 @@ def _verify(original: Any, fixed: Any, inputs: list[Any], export: dict[str, tupl
             shapes = shapes_for(inputs, symbols_of(inputs), {**values, s.name: k * values[s.name]})
             feeds = {n: (np.concatenate([v] * k, axis=0) if batch_like and (n, 0) in s.where else v) for n, v in feeds1.items()}
             if not batch_like:
-                feeds = make_feeds(inputs, shapes, seed=k)
+                feeds = feeder(shapes, seed=k)
             try:
                 out = run_plain(f_bytes, feeds)
             except Exception as e:  # ONNX Runtime's error types
@@ -196,14 +199,18 @@ def _fmt(shapes: dict[str, tuple[int, ...]]) -> str:
     return ", ".join(f"{n}:{'x'.join(map(str, s))}" for n, s in shapes.items())
 
 
-def fix(model: Any, output_path: str | os.PathLike[str], *, profiles: Any = None, max_rounds: int = 4) -> FixResult:
+def fix(model: Any, output_path: str | os.PathLike[str], *, profiles: Any = None, max_rounds: int = 4,
+        data: Any = None) -> FixResult:
     """Rewrite the safely fixable findings of :func:`check` and write the verified model.
 
     Rounds repeat because a repaired node can reveal the next one (a second frozen Reshape that
     never ran while the first one failed). Nothing is written unless ONNX Runtime verifies the
-    result (see :func:`_verify`); the file appears atomically (:mod:`dynashape._io`).
+    result (see :func:`_verify`); the file appears atomically (:mod:`dynashape._io`). ``data``:
+    the user's feeds for every run, as for :func:`~dynashape._check.check`.
     """
     original = load_model(model)
+    # NOTE: loaded once (a file.py:function may be slow or yield once); every round gets the same feeds.
+    data = load_data(data, io_specs(original)[0]) if data is not None else None
     current = original
     fixed: list[Finding] = []
     unfixed: dict[tuple[str, str], tuple[Finding, str]] = {}
@@ -211,7 +218,7 @@ def fix(model: Any, output_path: str | os.PathLike[str], *, profiles: Any = None
     values: dict[str, int] = {}
     inputs: list[Any] = []
     for _ in range(max_rounds):
-        _report, graph, emp, pins = analyze(current, profiles)
+        _report, graph, emp, pins = analyze(current, profiles, data=data)
         if emp is None or emp.export_run is None:
             break
         if not export:
@@ -237,10 +244,10 @@ def fix(model: Any, output_path: str | os.PathLike[str], *, profiles: Any = None
         fixed += round_fixed
     if not fixed:
         return FixResult(None, [], list(unfixed.values()))
-    shapes_ok, problem = _verify(original, current, inputs, export, {f.symbol for f in fixed}, values)
+    shapes_ok, problem = _verify(original, current, Feeder(original, inputs, data), export, {f.symbol for f in fixed}, values)
     if problem:
         return FixResult(None, [], [*((f, f"verification failed: {problem}") for f in fixed), *unfixed.values()])
-    still = {(f.node, f.symbol) for f in analyze(current, profiles)[0].findings}
+    still = {(f.node, f.symbol) for f in analyze(current, profiles, data=data)[0].findings}
     remaining = [(f, why) for key, (f, why) in unfixed.items() if key in still]
     _write(current, os.fspath(output_path))
     return FixResult(os.fspath(output_path), fixed, remaining, shapes_ok)

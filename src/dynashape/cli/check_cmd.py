@@ -30,6 +30,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     for kind in ("min", "opt", "max"):
         shapes.add_argument(f"--{kind}Shapes", dest=f"{kind}_shapes", metavar="SPEC",
                             help=f"{kind} shapes in trtexec syntax: name:1x3x224x224,mask:1x128 (quote names with ':' or ',')")
+    from .commands import DATA_HELP
+
+    p.add_argument("--data", metavar="FILE", help=f"run the model on these inputs (cut or repeated to each probe's shapes) "
+                                                  f"instead of generated ones: {DATA_HELP}")
     p.add_argument("--json", action="store_true", help='print {"findings": [...]} as JSON instead of text')
     p.add_argument("--no-run", action="store_true", help="symbolic propagation only: do not run the model with ONNX Runtime")
     p.add_argument("--fix", action="store_true", help="rewrite the safely fixable findings and write the verified model to -o")
@@ -68,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
         check_output_path(args.output, "-o")
     profile = _profile(args)
-    report = check(args.model, profile, empirical=not args.no_run)
-    result = fix(args.model, args.output, profiles=profile) if args.fix and report.findings else None
+    report = check(args.model, profile, empirical=not args.no_run, data=args.data)
+    result = fix(args.model, args.output, profiles=profile, data=args.data) if args.fix and report.findings else None
     if args.json:
         out: dict[str, Any] = report.to_json()
         if result is not None:
