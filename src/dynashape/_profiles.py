@@ -388,7 +388,7 @@ def parse_shapes(text: str) -> dict[str, Shape]:
         name, value = _split_name(item, "shape")
         if name in out:
             raise ProfileError(f"input {name!r} appears twice in {text!r}", "each input once per shape list")
-        out[name] = parse_shape(value, f"shape of '{name}'")
+        out[name] = parse_shape(value, f"shape of {name!r}")  # repr: a name may hold a newline
     return out
 
 

@@ -1,10 +1,10 @@
 """The backend interface: every backend has the same two verbs, build an engine and run an engine.
 
 A backend receives *validated* profiles and *checked* inputs; it never re-implements the checks
-(those live in :mod:`dynashape.build` and :class:`dynashape._engine.Engine`). This is what lets a
+(those live in :mod:`dynashape._builder` and :class:`dynashape._engine.Engine`). This is what lets a
 TensorRT backend (one serialized engine holding all profiles, ``set_input_shape`` +
-``execute_async_v3``) sit beside ONNX Runtime and AOTInductor (one package per profile) with no
-change to the runtime.
+``execute_async_v3``) sit beside ONNX Runtime and AOTInductor (one package per profile, or per part of a
+guard-split profile) with no change to the runtime.
 """
 
 from __future__ import annotations

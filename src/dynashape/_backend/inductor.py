@@ -1,4 +1,5 @@
-"""PyTorch AOTInductor backend (CPU and CUDA): ``torch.export`` with each profile's dims, one package per profile.
+"""PyTorch AOTInductor backend (CPU and CUDA): ``torch.export`` with each profile's dims, one package per profile
+(or per part, where the model's guards split a profile: :mod:`.guard_split`, :mod:`.alignment`).
 
 Build: for profile k, export the module with ``Dim(min, max)`` for every dim the profile leaves
 free and the opt shape as the example (so Inductor tunes for opt), then compile it ahead of time

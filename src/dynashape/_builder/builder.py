@@ -1,4 +1,4 @@
-"""Build: resolve the source and the backend, validate profiles, build, validate the engine.
+"""Build: resolve the source and the backend, validate profiles, build, validate the engine (unless ``validate=False``).
 
 Public methods check, backends work: everything a backend receives here is already valid.
 """

@@ -1,4 +1,4 @@
-"""Validate a new engine against its source before anyone can load or save it.
+"""Validate a new engine against its source before anyone can load or save it (``build(validate=True)``, the default).
 
 The engine runs at every profile's min, opt and max on representative data (``dynashape._data``),
 or on the user's data; the source runs on the same feeds (see :func:`references`); the outputs must
