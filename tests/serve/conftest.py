@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,3 +38,16 @@ def tokens(batch: int, seq: int, seed: int) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def make_tokens():  # type: ignore[no-untyped-def]
     return tokens
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """One local Ray cluster (node on 127.0.0.1, 2 CPUs) for every serve test: it takes ~10 s to start."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.serve")
+    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=2, logging_level="ERROR",
+             log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

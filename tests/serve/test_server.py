@@ -1,6 +1,6 @@
 """dynashape.serve on a real local Ray cluster and a real HTTP server (127.0.0.1), CPU engine.
 
-NOTE: one Ray cluster for the whole module (it takes ~15 s to start on 2 cores), with two apps:
+NOTE: one Ray cluster for the session (conftest), one Serve instance for this module, with two apps:
 ``bert_like`` (batching on) and ``bert_busy`` under /busy (a tiny queue and a long delay, so
 overload is deterministic). Every request goes to 127.0.0.1 with a timeout.
 """
@@ -34,12 +34,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(serve_engine_file: Path) -> Iterator[str]:
+def server(ray_cluster: Any, serve_engine_file: Path) -> Iterator[str]:
     import dynashape.serve
 
     port = _free_port()
-    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=2, logging_level="ERROR",
-             log_to_driver=False)
     try:
         url = dynashape.serve.start(dynashape.serve.app(serve_engine_file, max_batch=16, max_delay_ms=5),
                                     model="bert_like", port=port)
@@ -49,8 +47,7 @@ def server(serve_engine_file: Path) -> Iterator[str]:
         serve.run(busy, name="busy", route_prefix="/busy", blocking=False)
         yield f"http://127.0.0.1:{port}"
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        dynashape.serve.stop()
 
 
 def _http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None

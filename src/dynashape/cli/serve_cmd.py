@@ -20,10 +20,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                       max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
                                       max_queue=args.max_queue, workers=args.workers)
     import ray
-    from ray import serve
 
     stop = threading.Event()
-    # NOTE: SIGTERM (a service manager, `kill`) stops like Ctrl-C: Serve drains in-flight requests.
+    # NOTE: SIGTERM (a service manager, `kill`) stops like Ctrl-C: stop() answers in-flight requests first.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         url = dynashape.serve.start(application, model=_name(args), host=args.host, port=args.port,
@@ -34,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     finally:
         if ray.is_initialized():
-            serve.shutdown()
+            dynashape.serve.stop()
             ray.shutdown()
     return 0
 

@@ -20,7 +20,7 @@ from ._app import ModelReplica, app, read_plan
 from ._batcher import Batcher, BatcherStats, Overloaded
 from ._batching import BatchPolicy, run_grouped
 from ._protocol import ModelEndpoint, ProtocolError
-from ._server import start
+from ._server import start, stop
 from ._triton import export_triton, triton_config
 
 __all__ = [
@@ -36,5 +36,6 @@ __all__ = [
     "read_plan",
     "run_grouped",
     "start",
+    "stop",
     "triton_config",
 ]

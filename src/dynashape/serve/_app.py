@@ -1,4 +1,4 @@
-"""The Ray Serve application: one deployment whose replicas each load the engine and batch in front of it."""
+"""The Ray Serve application: replicas that each load the engine and batch in front of it, behind a thin HTTP ingress."""
 
 from __future__ import annotations
 
@@ -65,17 +65,9 @@ class ModelReplica:
                                ladder=padding.ladder, pad_values=padding.pad_values, crops=padding.crops)
         self.endpoint = ModelEndpoint(name, self.engine, self.batcher)
 
-    async def __call__(self, request: Any) -> Any:
-        from starlette.responses import Response
-
-        path = request.url.path
-        root = request.scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root):]
-        body = await request.body()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        status, out_headers, payload = await self.endpoint.handle(request.method, path, headers, body)
-        return Response(payload, status_code=status, headers=out_headers)
+    async def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP request as plain values (the :class:`HttpIngress` forwards here)."""
+        return await self.endpoint.handle(method, path, headers, body)
 
     async def check_health(self) -> None:
         """Ray Serve's health probe: a replica whose engine is loaded is healthy."""
@@ -85,6 +77,47 @@ class ModelReplica:
         # this; close() then answers anything still queued instead of dropping it.
         self.endpoint.ready = False
         await self.batcher.close()
+
+
+REPLICA_DIED = ("the request's replica died before answering (Ray restarts it)",
+                None, "retry the request: inference has no side effects")
+
+
+class HttpIngress:
+    """The HTTP side of the application: forwards each request to a :class:`ModelReplica` and
+    answers for it when the replica dies.
+
+    NOTE: a replica that dies (a crash, an out-of-memory kill, a lost node) cannot answer its own
+    in-flight requests, and Ray's proxy would answer them 500 in plain text. This thin ingress,
+    a separate actor without CPUs of its own, turns that into the protocol's 503 with a
+    ``Retry-After`` header. It does not retry by itself: a request that crashes the engine
+    (a backend abort on some input) would take down a second replica and every request batched
+    with it there; inference has no side effects, so the client retries (tritonclient and KServe
+    clients treat 503 as retryable). Ray Serve's controller restarts the dead replica; requests
+    sent meanwhile wait in the handle's queue for it (or go to another replica).
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    async def __call__(self, request: Any) -> Any:
+        from ray.exceptions import RayActorError
+        from starlette.responses import Response
+
+        from ._protocol import error_response
+
+        path = request.url.path
+        root = request.scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            status, out_headers, payload = await self.model.respond.remote(request.method, path, headers, body)
+        except RayActorError:
+            status, out_headers, payload = error_response(503, str(DynashapeError(*REPLICA_DIED)))
+            out_headers = {**out_headers, "retry-after": "1"}
+        return Response(payload, status_code=status, headers=out_headers)
 
 
 def app(engine_path: str | os.PathLike[str], *, name: str | None = None, plan: str | os.PathLike[str] | None = None,
@@ -125,7 +158,7 @@ def app(engine_path: str | os.PathLike[str], *, name: str | None = None, plan: s
     actor: dict[str, Any] = {"num_cpus": 1 if num_cpus is None else num_cpus}
     if manifest.device.startswith("cuda"):
         actor["num_gpus"] = 1
-    deployment = serve.deployment(
+    model = serve.deployment(
         ModelReplica,
         name=name,
         num_replicas=replicas,
@@ -138,6 +171,17 @@ def app(engine_path: str | os.PathLike[str], *, name: str | None = None, plan: s
         max_ongoing_requests=queue + in_flight,
         max_queued_requests=max(4 * queue, 64) * replicas,
         graceful_shutdown_timeout_s=20.0 if graceful_shutdown_s is None else graceful_shutdown_s,
-        health_check_period_s=10.0,
+        # NOTE: the controller learns of a dead replica from a failed health check; 2 s (Ray's
+        # default is 10) starts its replacement sooner, for one no-op call per replica each period.
+        health_check_period_s=2.0,
     )
-    return deployment.bind(engine_path, name, options)
+    ingress = serve.deployment(
+        HttpIngress,
+        name=f"{name}_http",
+        num_replicas=replicas,
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=queue + in_flight,
+        max_queued_requests=max(4 * queue, 64) * replicas,
+        graceful_shutdown_timeout_s=20.0 if graceful_shutdown_s is None else graceful_shutdown_s,
+    )
+    return ingress.bind(model.bind(engine_path, name, options))

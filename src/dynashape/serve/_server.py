@@ -16,7 +16,7 @@ def start(application: Any, *, model: str, name: str | None = None, host: str | 
     127.0.0.1, no dashboard and ``num_cpus`` logical CPUs (default: the machine's); ``address``
     (``ray://host:10001`` or ``auto``) joins an existing cluster instead. HTTP listens on ``host``
     (default 127.0.0.1: reachable from this machine only) and ``port`` (default 8000). Stop with
-    ``ray.serve.shutdown(); ray.shutdown()``; Serve then drains in-flight requests.
+    :func:`stop`, which drains in-flight requests, then ``ray.shutdown()``.
     """
     ray = require("ray", "dynashape serve")
     serve = require("ray.serve", "dynashape serve")
@@ -33,3 +33,18 @@ def start(application: Any, *, model: str, name: str | None = None, host: str | 
     serve.start(http_options={"host": host, "port": port})
     serve.run(application, name=name or model, route_prefix="/", blocking=False)
     return f"http://{host}:{port}/v2/models/{model}"
+
+
+def stop() -> None:
+    """Stop Ray Serve after answering every in-flight request (up to each deployment's graceful timeout).
+
+    NOTE: ``ray.serve.shutdown()`` alone kills the HTTP proxy at once (Ray 2.60), so a client
+    whose request is still running loses its connection without an answer. Deleting the
+    applications first stops their replicas gracefully while the proxy still stands: each
+    in-flight request is answered (a replica runs what its batcher holds before it exits), new
+    ones get 404 for the removed route, and only then does the proxy go.
+    """
+    serve = require("ray.serve", "dynashape serve")
+    for name in list(serve.status().applications):
+        serve.delete(name)
+    serve.shutdown()
