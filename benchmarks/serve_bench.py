@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-from _common import machine_info, today, write_atomic, write_json
+from _common import load_average, machine_info, today, write_atomic, write_json
 
 import dynashape
 from dynashape.serve import Batcher
@@ -63,8 +63,8 @@ def pct(xs: list[float], p: float) -> float:
 # -- in-process -------------------------------------------------------------------------------------
 
 async def run_inprocess(engine: dynashape.Engine, conc: int, duration: float, seqs: list[int], *, max_batch: int,
-                        delay_ms: float, ladder: list[int] | None) -> dict[str, Any]:
-    batcher = Batcher(engine, max_batch=max_batch, max_delay_ms=delay_ms, max_queue=4096,
+                        delay_ms: float, ladder: list[int] | None, workers: int | None = None) -> dict[str, Any]:
+    batcher = Batcher(engine, max_batch=max_batch, max_delay_ms=delay_ms, max_queue=4096, workers=workers,
                       ladder={"seq": ladder} if ladder else None)
     lat: list[float] = []
     stop = time.perf_counter() + duration
@@ -127,10 +127,13 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=4.0, help="seconds per point")
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--max-delay-ms", type=float, default=2.0)
+    ap.add_argument("--workers", default=None,
+                    help="comma-separated engine calls at once per batcher, one set of rows each (in-process; default: the Batcher's)")
     ap.add_argument("--lengths", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
                                                       "workloads", "glue_mrpc_train_lengths.txt"))
     ap.add_argument("--out", default=None, help="results stem (default benchmarks/results/serve_<device>_<date>)")
     args = ap.parse_args()
+    machine = machine_info()  # before the runs: its load average is the load they started under
     import torch
 
     from dynashape.zoo import get
@@ -167,17 +170,20 @@ def main() -> int:
             serve.shutdown()
             ray.shutdown()
     else:
-        for name, mb, ladder in configs:
-            asyncio.run(run_inprocess(engine, 4, 1.0, seqs, max_batch=mb, delay_ms=args.max_delay_ms, ladder=ladder))
-            for c in concs:
-                r = asyncio.run(run_inprocess(engine, c, args.duration, seqs, max_batch=mb, delay_ms=args.max_delay_ms,
-                                              ladder=ladder))
-                rows.append({"config": name, "concurrency": c, **r})
-                print(json.dumps(rows[-1]), flush=True)
-    info = {"date": today(), "machine": machine_info(), "torch": torch.__version__, "mode": "http" if args.http else "inprocess",
+        worker_counts: list[int | None] = [int(w) for w in args.workers.split(",")] if args.workers else [None]
+        for workers in worker_counts:
+            for name, mb, ladder in configs:
+                asyncio.run(run_inprocess(engine, 4, 1.0, seqs, max_batch=mb, delay_ms=args.max_delay_ms, ladder=ladder,
+                                          workers=workers))
+                for c in concs:
+                    r = asyncio.run(run_inprocess(engine, c, args.duration, seqs, max_batch=mb, delay_ms=args.max_delay_ms,
+                                                  ladder=ladder, workers=workers))
+                    rows.append({"config": name, "concurrency": c, "workers": workers, **r})
+                    print(json.dumps(rows[-1]), flush=True)
+    info = {"date": today(), "machine": machine, "torch": torch.__version__, "mode": "http" if args.http else "inprocess",
             "device": args.device, "backend": args.backend, "max_batch": args.max_batch, "max_delay_ms": args.max_delay_ms,
             "lengths": os.path.basename(args.lengths) if os.path.isfile(args.lengths) else "16/32/48/64",
-            "ladder": LADDER, "rows": rows}
+            "ladder": LADDER, "rows": rows, "load_average_1_5_15min_at_end": load_average()}
     try:
         import ray as _ray
 
@@ -187,8 +193,9 @@ def main() -> int:
     stem = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                     f"serve_{args.device}_{'http' if args.http else 'inprocess'}_{today()}")
     write_json(stem + ".json", info)
-    lines = ["| config | clients | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
-    lines += [f"| {r['config']} | {r['concurrency']} | {r['throughput_rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |" for r in rows]
+    lines = ["| config | workers | clients | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['config']} | {r.get('workers') or 'default'} | {r['concurrency']} | {r['throughput_rps']:.0f} | {r['p50_ms']:.2f} | "
+              f"{r['p99_ms']:.2f} |" for r in rows]
     write_atomic(stem + ".md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -141,3 +141,10 @@ def test_run_grouped_keeps_order_and_errors(serve_engine: dynashape.Engine, make
         out = outs[i]
         assert isinstance(out, dict)
         _check(serve_engine, requests[i], out)
+
+
+def test_workers_default_to_two_on_the_cpu(serve_engine: dynashape.Engine) -> None:
+    from dynashape.serve._batcher import default_workers
+
+    assert serve_engine.device == "cpu" and Batcher(serve_engine).workers == 2
+    assert default_workers("cuda:0") == 1 and Batcher(serve_engine, workers=1).workers == 1

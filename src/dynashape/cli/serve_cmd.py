@@ -58,7 +58,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--max-batch", type=int, help="most rows per engine call (default 8; 1 turns batching off)")
     p.add_argument("--max-delay-ms", type=float, help="longest wait for batch-mates, in ms (default 2)")
     p.add_argument("--max-queue", type=int, help="waiting requests per replica before answering 503 (default 256)")
-    p.add_argument("--workers", type=int, help="engine calls at once per replica (default 1)")
+    p.add_argument("--workers", type=int, help="engine calls at once per replica (default 2 for CPU engines, 1 for CUDA engines)")
     p.add_argument("--address", help="join this Ray cluster (ray://HOST:10001 or auto) instead of starting a local one")
     p.add_argument("--num-cpus", type=int, help="logical CPUs of the local Ray cluster (default: the machine's)")
     p.set_defaults(func=cmd_serve)

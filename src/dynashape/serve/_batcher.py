@@ -20,6 +20,18 @@ from .._errors import DynashapeError
 from ._batching import BatchPolicy, Key, Prepared, run_isolated
 
 
+def default_workers(device: str) -> int:
+    """Engine calls at once per batcher when ``workers`` is None: 1 on CUDA, 2 on the CPU.
+
+    NOTE: on the CPU two calls at once overlap one call's Python work (concatenation, splitting,
+    the session's own bookkeeping) with the other's compute: about twice the throughput of one at
+    16 clients on a 2-core machine, and four no better than two (BENCHMARKS.md, serving). On CUDA
+    an engine's calls serialize on its stream anyway, so a second worker only holds a batch that
+    could still have grown.
+    """
+    return 1 if device.startswith("cuda") else 2
+
+
 class Overloaded(DynashapeError):
     """The server's queue is full, or it is shutting down (HTTP 503): retry later."""
 
@@ -50,7 +62,8 @@ class Batcher:
 
     NOTE (waiting): a group is flushed as soon as it is full, or when its oldest request has waited
     ``max_delay_ms``; no request waits for batch-mates longer than that. It may still wait for a
-    free worker (``workers`` engine calls run at once), which is when batches grow.
+    free worker (``workers`` engine calls run at once; default :func:`default_workers`: 2 on the
+    CPU, 1 on CUDA), which is when batches grow.
     ``max_queue`` bounds the requests waiting (not yet running): one more raises :class:`Overloaded`.
     ``max_batch=1`` turns batching off (every request runs alone, in arrival order).
     """
@@ -63,7 +76,7 @@ class Batcher:
         self.max_batch = 8 if max_batch is None else int(max_batch)
         self.max_delay = (2.0 if max_delay_ms is None else float(max_delay_ms)) / 1000.0
         self.max_queue = 256 if max_queue is None else int(max_queue)
-        self.workers = 1 if workers is None else int(workers)
+        self.workers = default_workers(engine.device) if workers is None else int(workers)
         for what, v, lo in (("max_batch", self.max_batch, 1), ("max_queue", self.max_queue, 1), ("workers", self.workers, 1)):
             if v < lo:
                 raise DynashapeError(f"{what}={v}", f"an integer >= {lo}")
