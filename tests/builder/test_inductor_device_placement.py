@@ -27,7 +27,7 @@ def test_imported_bert_traces_on_another_device(tmp_path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dynashape.export(z.make(), z.example_inputs(), path, dynamic_axes=z.dynamic_axes, output_names=["hidden"])
-    source = _onnx_to_module(_onnx_source(str(path)))
+    source = _onnx_to_module(_onnx_source(str(path)), "fp32")
     profile = Profile({n: ((1, 4), (2, 16), (8, 64)) for n in ("input_ids", "attention_mask")})
     module, _ = _make_compute_module(torch, source, BuildSettings(device="meta"))
     (part,) = export_profile(torch, module, source.inputs, profile, "meta", source.example_inputs)
