@@ -183,6 +183,11 @@ def _os_error(e: OSError, path: str | os.PathLike[str], what: str, error: type[D
 # -- the private per-user cache ---------------------------------------------------------------------
 
 def _cache_root() -> str:
+    # NOTE: one root for every dynashape cache (packages, Inductor's compile cache, calibrations):
+    # $DYNASHAPE_CACHE_DIR when set, so a benchmark or a test can use a throwaway root.
+    own = os.environ.get("DYNASHAPE_CACHE_DIR")
+    if own and os.path.isabs(own):
+        return own
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "dynashape")
@@ -212,7 +217,7 @@ _fallback: dict[str, str] = {}
 
 
 def private_cache_dir(name: str) -> str:
-    """``$XDG_CACHE_HOME/dynashape/<name>`` (or ``~/.cache/dynashape/<name>``), created 0700.
+    """``$DYNASHAPE_CACHE_DIR/<name>``, else ``$XDG_CACHE_HOME/dynashape/<name>`` (or ``~/.cache/dynashape/<name>``), created 0700.
 
     NOTE: files in this folder are loaded as native code, so the folder must be this user's alone:
     owned by this uid, writable by nobody else, not a link. If the folder (or ``dynashape/`` above

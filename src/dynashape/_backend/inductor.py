@@ -58,8 +58,12 @@ _COMPUTE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def cache_dir() -> str:
-    """Inductor's compile cache for dynashape builds: persistent, so rebuilds and added profiles reuse work."""
-    return os.environ.get("DYNASHAPE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "dynashape", "inductor")
+    """Inductor's compile cache for dynashape builds: persistent, so rebuilds and added profiles reuse work.
+
+    NOTE: a private per-user folder (:func:`dynashape._io.private_cache_dir`), since Inductor loads the
+    compiled code it finds there.
+    """
+    return private_cache_dir("inductor")
 
 
 @contextlib.contextmanager

@@ -16,13 +16,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .._io import private_cache_dir, write_atomic
 
 log = logging.getLogger("dynashape")
 
@@ -91,25 +92,8 @@ def proxy_model(*, cuda: bool) -> CostModel:
                      "proxy (no calibration): 0.05 units a call + 1 unit per 4096 elements; no CUDA graphs on the CPU")
 
 
-def cache_dir() -> str:
-    """``$DYNASHAPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/dynashape``, else ``~/.cache/dynashape``."""
-    base = os.environ.get("DYNASHAPE_CACHE_DIR")
-    if base:
-        return base
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(xdg, "dynashape")
-
-
 def _cache_path(key: str) -> str:
-    return os.path.join(cache_dir(), "calibration", hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
-
-
-def _write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".dynashape-", suffix=".part")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    return os.path.join(private_cache_dir("calibration"), hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
 
 
 def calibration_sizes(values: np.ndarray, *, points: int = 6) -> list[int]:
@@ -162,7 +146,7 @@ def calibrate(key: str, shapes: Sequence[dict[str, tuple[int, ...]]], elements: 
     )
     if use_cache:
         try:
-            _write_json_atomic(path, model.to_json())
+            write_atomic(path, json.dumps(model.to_json()), what="calibration cache")
         except OSError as e:  # a read-only home is no reason to fail the plan
             log.warning("calibration cache not written (%s)", e)
     return model
