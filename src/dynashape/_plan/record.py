@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,19 +134,9 @@ class Plan:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the plan as JSON, atomically (a temporary name in the same folder, then a rename)."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise DynashapeError(f"folder '{folder}' does not exist", "an existing folder for the plan file", f"mkdir -p {folder}")
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".dynashape-", suffix=".part")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_json(), f, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        from .._io import write_atomic
+
+        write_atomic(path, json.dumps(self.to_json(), indent=1), what="plan file")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Plan:

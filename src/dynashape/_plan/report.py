@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 
 import numpy as np
 
@@ -137,9 +136,7 @@ def write_report(plan: Plan, path: str | os.PathLike[str]) -> None:
     """A self-contained HTML page: the plot (histogram, buckets, predicted cost) and the table."""
     path = os.fspath(path)
     body = f"<!doctype html><meta charset='utf-8'><title>dynashape plan</title>\n{_svg(plan)}\n<pre>{html.escape(explain(plan))}</pre>\n"
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".dynashape-", suffix=".part")
-    with os.fdopen(fd, "w") as f:
-        f.write(body)
-    os.replace(tmp, path)
+    from .._io import write_atomic
+
+    write_atomic(path, body, what="plan report")
 
