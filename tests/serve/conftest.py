@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,18 @@ def tokens(batch: int, seq: int, seed: int) -> dict[str, np.ndarray]:
     mask = np.ones((batch, seq), dtype=np.int64)
     mask[-1, max(1, seq - 3):] = 0
     return {"input_ids": rng.integers(0, 100, (batch, seq), dtype=np.int64), "attention_mask": mask}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def make_free_port():  # type: ignore[no-untyped-def]
+    return free_port
 
 
 @pytest.fixture(scope="session")

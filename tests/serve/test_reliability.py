@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -26,11 +25,6 @@ serve = pytest.importorskip("ray.serve")
 
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _infer_json(base: str, inputs: dict[str, np.ndarray], *, model: str) -> tuple[int, Any]:
@@ -58,10 +52,10 @@ def _check(body: Any, engine: dynashape.Engine, inputs: dict[str, np.ndarray]) -
 
 
 def test_a_killed_replica_answers_503_and_is_replaced(ray_cluster: Any, serve_engine_file: Path,
-                                                      serve_engine: dynashape.Engine, make_tokens: Any) -> None:
+                                                      serve_engine: dynashape.Engine, make_tokens: Any, make_free_port: Any) -> None:
     import dynashape.serve
 
-    port = _free_port()
+    port = make_free_port()
     # max_batch 2: a 2-row request runs at once; a 1-row one waits 4 s for a batch-mate.
     dynashape.serve.start(dynashape.serve.app(serve_engine_file, name="bert_crash", max_batch=2, max_delay_ms=4000,
                                               num_cpus=0.5), model="bert_crash", port=port)
@@ -92,10 +86,10 @@ def test_a_killed_replica_answers_503_and_is_replaced(ray_cluster: Any, serve_en
 
 
 def test_stop_answers_every_in_flight_request(ray_cluster: Any, serve_engine_file: Path,
-                                             serve_engine: dynashape.Engine, make_tokens: Any) -> None:
+                                             serve_engine: dynashape.Engine, make_tokens: Any, make_free_port: Any) -> None:
     import dynashape.serve
 
-    port = _free_port()
+    port = make_free_port()
     dynashape.serve.start(dynashape.serve.app(serve_engine_file, name="bert_drain", max_batch=16, max_delay_ms=3000,
                                               num_cpus=0.5), model="bert_drain", port=port)
     base = f"http://127.0.0.1:{port}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -27,17 +26,12 @@ serve = pytest.importorskip("ray.serve")
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
-def server(ray_cluster: Any, serve_engine_file: Path) -> Iterator[str]:
+def server(ray_cluster: Any, serve_engine_file: Path, make_free_port: Any) -> Iterator[str]:
     import dynashape.serve
 
-    port = _free_port()
+    port = make_free_port()
     try:
         url = dynashape.serve.start(dynashape.serve.app(serve_engine_file, max_batch=16, max_delay_ms=5),
                                     model="bert_like", port=port)

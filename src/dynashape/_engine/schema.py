@@ -93,6 +93,14 @@ def _specs(c: Checker, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return specs
 
 
+def range_shapes(c: Checker, field: str, r: Any, rank: int) -> list[tuple[int, ...]]:
+    """A profile's range for one input (``{min, opt, max}``) as its three shapes, each of ``rank`` dims."""
+    if not isinstance(r, dict):
+        raise c.fail(field, r, "an object with min, opt and max")
+    return [c.get(r, key, f"{field}.{key}", shape_of_rank(rank),
+                  f"{rank} ints from 0 to {MAX_DIM} (the input's rank), at most 2**63 - 1 elements") for key in ("min", "opt", "max")]
+
+
 def _profiles(c: Checker, data: dict[str, Any], inputs: list[dict[str, Any]]) -> None:
     profiles = c.get(data, "profiles", "profiles", lambda v: isinstance(v, list) and 0 < len(v) <= 1024, "a non-empty list of profiles")
     by_name = {s["name"]: s for s in inputs}
@@ -101,11 +109,7 @@ def _profiles(c: Checker, data: dict[str, Any], inputs: list[dict[str, Any]]) ->
         if not isinstance(p, dict) or set(p) != set(by_name):
             raise c.fail(f, sorted(p) if isinstance(p, dict) else p, "a range for each input: " + ", ".join(by_name))
         for name, r in p.items():
-            rank = len(by_name[name]["shape"])
-            if not isinstance(r, dict):
-                raise c.fail(f"{f}.{name}", r, "an object with min, opt and max")
-            shapes = [c.get(r, key, f"{f}.{name}.{key}", shape_of_rank(rank),
-                            f"{rank} ints from 0 to {MAX_DIM} (the input's rank), at most 2**63 - 1 elements") for key in ("min", "opt", "max")]
+            shapes = range_shapes(c, f"{f}.{name}", r, len(by_name[name]["shape"]))
             for a, (lo, op, hi) in enumerate(zip(*shapes, strict=True)):
                 if not lo <= op <= hi:
                     raise c.fail(f"{f}.{name} dim {a}", (lo, op, hi), "min <= opt <= max")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._plan.record import PLAN_FORMAT_VERSION
-from .schema import MAX_DIM, Checker, int_in, is_name, shape_of_rank
+from .schema import MAX_DIM, Checker, int_in, is_name, range_shapes
 
 if TYPE_CHECKING:
     from .._backend.base import Backend
@@ -172,11 +172,7 @@ def check_plan(c: Checker, plan: Any, inputs: list[dict[str, Any]], outputs: lis
         if not isinstance(p, dict) or not p or not set(p) <= set(by_name):
             raise c.fail(pf, sorted(p) if isinstance(p, dict) else p, "ranges for some of the inputs: " + ", ".join(by_name))
         for name, r in p.items():
-            rank = len(by_name[name]["shape"])
-            if not isinstance(r, dict):
-                raise c.fail(f"{pf}.{name}", r, "an object with min, opt and max")
-            shapes = [c.get(r, key, f"{pf}.{name}.{key}", shape_of_rank(rank),
-                            f"{rank} ints from 0 to {MAX_DIM}, at most 2**63 - 1 elements") for key in ("min", "opt", "max")]
+            shapes = range_shapes(c, f"{pf}.{name}", r, len(by_name[name]["shape"]))
             if not all(a <= b <= d for a, b, d in zip(*shapes, strict=True)):
                 raise c.fail(f"{pf}.{name}", shapes, "min <= opt <= max")
     c.get(plan, "static_profiles", f + "static_profiles", int_in(0, len(profiles)), f"an int from 0 to {len(profiles)}", optional=True)
