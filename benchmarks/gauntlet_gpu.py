@@ -75,7 +75,8 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:600]}"
 
 
-def run_case(case: Case, out_dir: str, precision: str) -> tuple[dict[str, str], dict[str, str]]:
+def run_case(case: Case, out_dir: str, precision: str, on_step: Any = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Every step of one model; ``on_step(cells, errors)`` after each, so a run cut off keeps what it did."""
     cells: dict[str, str] = {}
     errors: dict[str, str] = {}
 
@@ -92,6 +93,8 @@ def run_case(case: Case, out_dir: str, precision: str) -> tuple[dict[str, str], 
             return None
         finally:
             torch.cuda.empty_cache()
+            if on_step is not None:
+                on_step(cells, errors)
 
     print(f"== {case.name}", flush=True)
     model = case.make()
@@ -148,7 +151,11 @@ def main() -> int:
     rows, errs = [], []
     with tempfile.TemporaryDirectory(prefix="gauntlet-gpu-") as tmp:
         for case in cases:
-            cells, errors = run_case(case, tmp, a.precision)
+            def partial(cells: dict[str, str], errors: dict[str, str], name: str = case.name,
+                        errs: list[tuple[str, str, str]] = errs) -> None:
+                _write(a.output, [*rows, (name, {**cells, "_partial": "1"})], errs + [(name, s, e) for s, e in errors.items()], a.precision)
+
+            cells, errors = run_case(case, tmp, a.precision, partial)
             rows.append((case.name, cells))
             errs += [(case.name, s, e) for s, e in errors.items()]
             _write(a.output, rows, errs, a.precision)
@@ -159,7 +166,9 @@ def main() -> int:
 def _write(path: str, rows: list[tuple[str, dict[str, str]]], errs: list[tuple[str, str, str]], precision: str) -> None:
     lines = [f"# Gauntlet on {torch.cuda.get_device_name()} ({precision}, torch {torch.__version__})", "",
              "| model | " + " | ".join(STEPS) + " |", "|---" * (len(STEPS) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(cells.get(s, "-") for s in STEPS) + " |" for name, cells in rows]
+    # "-": not reached (the run was cut off during this model, marked "(cut off)")
+    lines += [f"| {name}{' (cut off)' if cells.get('_partial') else ''} | " + " | ".join(cells.get(s, "-") for s in STEPS) + " |"
+              for name, cells in rows]
     lines += ["", "## Errors", ""] + [f"- **{m}** `{s}`: {e}" for m, s, e in errs]
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

@@ -22,10 +22,11 @@ benchmarks/workloads/squadv2_train_lengths.txt (copied from the shared workloads
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,11 +42,39 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LENGTHS = os.path.join(HERE, "workloads", "squadv2_train_lengths.txt")
 
 
+@contextlib.contextmanager
+def gpu_lock() -> Iterator[None]:
+    """Hold the GPU alone while timing, when shards of this script run side by side.
+
+    Shards (``--batches 1`` and ``--batches 8`` in two processes) build their engines in parallel, which is
+    CPU work; every timed stream and every calibration runs under one exclusive ``flock`` on the file named by
+    ``$DYNASHAPE_BENCH_LOCK``, so no two timings share the GPU. The other shard's compiles still use the CPU
+    meanwhile: the JSON records that the run was sharded.
+    """
+    path = os.environ.get("DYNASHAPE_BENCH_LOCK")
+    if not path:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def pct(xs: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
 
 def time_stream(fn: Callable[[Any], Any], stream: Sequence[Any], sync: Callable[[], None]) -> dict[str, float]:
+    with gpu_lock():
+        return _time_stream(fn, stream, sync)
+
+
+def _time_stream(fn: Callable[[Any], Any], stream: Sequence[Any], sync: Callable[[], None]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in ("first", "steady"):
         times = []
@@ -108,7 +137,7 @@ def part_cpu(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
     model = z.make().eval()
     onnx_path = dynashape.export(model, z.example_inputs(), os.path.join(tmp, "bert.onnx"), dynamic_axes=z.dynamic_axes,
                                  output_names=list(z.output_names)).path
-    lengths = np.loadtxt(LENGTHS, dtype=np.int64)[: args.requests]
+    lengths = np.loadtxt(args.lengths, dtype=np.int64)[: args.requests]
     lengths = np.minimum(lengths, 384)
     log = os.path.join(tmp, "r.log")
     with open(log, "w") as f:
@@ -172,16 +201,16 @@ def _hf(kind: str, device: str) -> tuple[Any, dict[str, Any], dict[str, dict[int
     return B().to(device), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, {n: {0: "batch", 1: "seq"} for n in ("input_ids", "attention_mask")}
 
 
-def part_gpu(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
+def part_gpu(args: argparse.Namespace, tmp: str, on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     import torch
 
-    lengths = np.minimum(np.loadtxt(LENGTHS, dtype=np.int64)[: args.requests], 384)
+    lengths = np.minimum(np.loadtxt(args.lengths, dtype=np.int64)[: args.requests], 384)
     out: dict[str, Any] = {}
     for kind in args.models:
         module, examples, axes = _hf(kind, "cuda")
         module = module.half()
         names = list(examples)
-        for batch in (1, args.batch):
+        for batch in args.batches:
             groups = [lengths[i:i + batch] for i in range(0, len(lengths), batch)]
             shapes = [(len(g), int(g.max())) for g in groups]
             stream = [{n: torch.ones(b, s, dtype=torch.int64, device="cuda") for n in names} for b, s in shapes]
@@ -198,17 +227,19 @@ def part_gpu(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
             res["one min..max profile (graph cache 16)"] = time_stream(one.run, stream, sync)
             del one
             t = time.perf_counter()
-            plan = dynashape.plan(None, module.float().cuda(), dims={"seq": lengths.astype(int).tolist(), "batch": [1]}, example_inputs=examples,
-                                  dynamic_axes=axes, device="cuda", precision="fp16", batch_size=batch if batch > 1 else None,
-                                  max_graphs=args.max_graphs, ranges={"batch": (1, max(2, batch))})
+            with gpu_lock():  # the calibration times the model
+                plan = dynashape.plan(None, module.float().cuda(), dims={"seq": lengths.astype(int).tolist(), "batch": [1]}, example_inputs=examples,
+                                      dynamic_axes=axes, device="cuda", precision="fp16", batch_size=batch if batch > 1 else None,
+                                      max_graphs=args.max_graphs, graph_memory_mb=args.graph_memory_mb, ranges={"batch": (1, max(2, batch))})
             plan_s = time.perf_counter() - t
             planned = dynashape.build(module.float().cpu(), backend="inductor", device="cuda", precision="fp16", example_inputs=ex,
                                       dynamic_axes=axes, plan=plan)
             path = os.path.join(tmp, f"{kind}{batch}.engine")
             planned.save(path)
-            t = time.perf_counter()
-            planned = dynashape.load(path)  # captures the ladder here
-            load_s = time.perf_counter() - t
+            with gpu_lock():
+                t = time.perf_counter()
+                planned = dynashape.load(path)  # captures the ladder here
+                load_s = time.perf_counter() - t
             res["planned engine"] = time_stream(planned.run, stream, sync)
             stats = planned.graph_stats()
             module.half().cuda()
@@ -224,7 +255,11 @@ def part_gpu(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
             pred = plan.predictions["latency_per_request"].value
             out[key] = {"results": res, "plan": explain(plan), "plan_seconds": round(plan_s, 2), "load_seconds": round(load_s, 2),
                         "graph_stats": stats, "predicted_ms": pred, "measured_ms": res["planned engine"]["steady_mean"],
-                        "predicted_graph_mb": plan.predictions["graph_memory"].value}
+                        "predicted_graph_mb": plan.predictions["graph_memory"].value,
+                        "graph_memory_budget_mb": args.graph_memory_mb,
+                        "graph_memory_measured_mb": round(stats.get("pool_bytes", 0) / 2**20, 1)}
+            if on_result is not None:
+                on_result(out)
             torch.cuda.empty_cache()
     return out
 
@@ -241,7 +276,9 @@ def to_markdown(part: str, data: dict[str, Any]) -> str:
         text.append(md_table(["method", "first mean", "first p50", "first p99", "steady mean", "steady p50", "steady p99"],
                              [[m, *(f"{r[c]:.3f}" for c in ("first_mean", "first_p50", "first_p99", "steady_mean", "steady_p50", "steady_p99"))]
                               for m, r in d["results"].items()]))
-        text.append(f"\npredicted {d['predicted_ms']:.3f} ms a request, measured {d['measured_ms']:.3f} ms\n")
+        text.append(f"\npredicted {d['predicted_ms']:.3f} ms a request, measured {d['measured_ms']:.3f} ms"
+                    + (f"; graph memory {d['graph_memory_measured_mb']} MB measured, {d['predicted_graph_mb']} MB predicted, "
+                       f"budget {d['graph_memory_budget_mb']} MB" if "graph_memory_measured_mb" in d else "") + "\n")
     return "\n".join(text)
 
 
@@ -252,19 +289,35 @@ def main() -> None:
     ap.add_argument("--speed-requests", type=int, default=1_000_000)
     ap.add_argument("--plain-dp-max", type=int, default=4096, help="largest n the plain O(k n^2) DP is timed at (speed)")
     ap.add_argument("--static-sample", type=int, default=3, help="static engines in the oracle (default 3)")
-    ap.add_argument("--batch", type=int, default=8, help="batch size of the batched stream (gpu)")
+    ap.add_argument("--batches", default="1,8", help="batch sizes of the streams, comma-separated (gpu; default 1,8: batch 1 and "
+                    "batches of 8 consecutive requests)")
+    ap.add_argument("--lengths", default=LENGTHS, help="one request length a line (default: SQuAD v2)")
+    ap.add_argument("--tag", default="", help="added to the result file names (shards of one run)")
     ap.add_argument("--max-graphs", type=int, default=64)
+    ap.add_argument("--graph-memory-mb", type=float, default=1024.0, help="the plan's graph memory budget (gpu; default 1024)")
     ap.add_argument("--models", nargs="+", default=["gpt2", "bert"])
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
+    args.batches = [int(b) for b in args.batches.split(",")]
     import tempfile
 
     for part in args.part:
+        base = os.path.join(args.out, f"plan_bench_{part}{'_' + args.tag if args.tag else ''}_{today()}")
+        t = time.perf_counter()
+        extra = {"lengths": os.path.basename(args.lengths), "requests": args.requests,
+                 "sharded_with_gpu_lock": bool(os.environ.get("DYNASHAPE_BENCH_LOCK"))}
+
+        def partial(data: dict[str, Any], part: str = part, t: float = t, base: str = base, extra: dict[str, Any] = extra) -> None:
+            # written after every stream, so a run cut off by a time limit keeps what it measured
+            write_json(base + ".json", {"part": part, "machine": machine_info(), "seconds": round(time.perf_counter() - t, 1),
+                                        "complete": False, **extra, "data": data})
+
         with tempfile.TemporaryDirectory() as tmp:
-            t = time.perf_counter()
-            data = {"speed": part_speed, "cpu": part_cpu, "gpu": part_gpu}[part](args, tmp)
-            doc = {"part": part, "machine": machine_info(), "seconds": round(time.perf_counter() - t, 1), "data": data}
-        base = os.path.join(args.out, f"plan_bench_{part}_{today()}")
+            if part == "gpu":
+                data = part_gpu(args, tmp, partial)
+            else:
+                data = {"speed": part_speed, "cpu": part_cpu}[part](args, tmp)
+            doc = {"part": part, "machine": machine_info(), "seconds": round(time.perf_counter() - t, 1), "complete": True, **extra, "data": data}
         write_json(base + ".json", doc)
         md = to_markdown(part, data)
         write_atomic(base + ".md", md + "\n")

@@ -2,7 +2,7 @@
 
 The model is the zoo's bert_like (2-layer encoder with a mask) as an ONNX Runtime engine on the CPU
 (``--device cuda --backend inductor`` builds a CUDA engine instead). Each request is one sequence
-(batch 1) whose length is drawn from a real length file (GLUE MRPC, ``../shared/workloads``) or a
+(batch 1) whose length is drawn from a real length file (GLUE MRPC, ``benchmarks/workloads``) or a
 fixed set of lengths. Closed-loop clients (``--concurrency 1,4,16``) each send their next request
 when the last one is answered, for ``--duration`` seconds per point.
 
@@ -129,8 +129,9 @@ def main() -> int:
     ap.add_argument("--max-delay-ms", type=float, default=2.0)
     ap.add_argument("--workers", default=None,
                     help="comma-separated engine calls at once per batcher, one set of rows each (in-process; default: the Batcher's)")
-    ap.add_argument("--lengths", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
-                                                      "workloads", "glue_mrpc_train_lengths.txt"))
+    ap.add_argument("--lengths", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads", "glue_mrpc_train_lengths.txt"),
+                    help="one request length a line (default: GLUE MRPC, copied from the shared workloads folder)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16"], help="engine precision (fp16: CUDA only)")
     ap.add_argument("--out", default=None, help="results stem (default benchmarks/results/serve_<device>_<date>)")
     args = ap.parse_args()
     machine = machine_info()  # before the runs: its load average is the load they started under
@@ -143,7 +144,7 @@ def main() -> int:
     onnx = dynashape.export(z.make(), z.example_inputs(), os.path.join(tmp, "bert_like.onnx"),
                             dynamic_axes=z.dynamic_axes, output_names=list(z.output_names)).path
     dims = {"batch": (1, 8, max(16, args.max_batch)), "seq": (4, 64, 128)}
-    engine = dynashape.build(onnx, dims=dims, backend=args.backend, device=args.device)
+    engine = dynashape.build(onnx, dims=dims, backend=args.backend, device=args.device, precision=args.precision)
     engine_file = os.path.join(tmp, "bert_like.engine")
     engine.save(engine_file)
     seqs = lengths(args.lengths, 4000, 0)
@@ -181,7 +182,7 @@ def main() -> int:
                     rows.append({"config": name, "concurrency": c, "workers": workers, **r})
                     print(json.dumps(rows[-1]), flush=True)
     info = {"date": today(), "machine": machine, "torch": torch.__version__, "mode": "http" if args.http else "inprocess",
-            "device": args.device, "backend": args.backend, "max_batch": args.max_batch, "max_delay_ms": args.max_delay_ms,
+            "device": args.device, "backend": args.backend, "precision": args.precision, "max_batch": args.max_batch, "max_delay_ms": args.max_delay_ms,
             "lengths": os.path.basename(args.lengths) if os.path.isfile(args.lengths) else "16/32/48/64",
             "ladder": LADDER, "rows": rows, "load_average_1_5_15min_at_end": load_average()}
     try:
