@@ -230,7 +230,7 @@ def part_gpu(args: argparse.Namespace, tmp: str, on_result: Callable[[dict[str, 
             with gpu_lock():  # the calibration times the model
                 plan = dynashape.plan(None, module.float().cuda(), dims={"seq": lengths.astype(int).tolist(), "batch": [1]}, example_inputs=examples,
                                       dynamic_axes=axes, device="cuda", precision="fp16", batch_size=batch if batch > 1 else None,
-                                      max_graphs=args.max_graphs, graph_memory_mb=args.graph_memory_mb, ranges={"batch": (1, max(2, batch))})
+                                      max_graphs=args.max_graphs, graph_memory_mb=args.graph_memory_mb, max_profiles=args.max_profiles, ranges={"batch": (1, max(2, batch))})
             plan_s = time.perf_counter() - t
             planned = dynashape.build(module.float().cpu(), backend="inductor", device="cuda", precision="fp16", example_inputs=ex,
                                       dynamic_axes=axes, plan=plan)
@@ -294,6 +294,7 @@ def main() -> None:
     ap.add_argument("--lengths", default=LENGTHS, help="one request length a line (default: SQuAD v2)")
     ap.add_argument("--tag", default="", help="added to the result file names (shards of one run)")
     ap.add_argument("--max-graphs", type=int, default=64)
+    ap.add_argument("--max-profiles", type=int, default=4, help="the plan's profile budget (gpu; default 4, the planner's)")
     ap.add_argument("--graph-memory-mb", type=float, default=1024.0, help="the plan's graph memory budget (gpu; default 1024)")
     ap.add_argument("--models", nargs="+", default=["gpt2", "bert"])
     ap.add_argument("--out", default=os.path.join(HERE, "results"))

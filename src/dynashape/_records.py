@@ -53,7 +53,9 @@ class BuildSettings:
             where the build finds the model padding-safe along the dim (else they run in a
             general part).
         attention: inductor: ``"sdpa"`` exports ``nn.MultiheadAttention`` self-attention as one
-            batch-first SDPA call (see ``dynashape._backend.attention``); None keeps the module.
+            batch-first SDPA call (see ``dynashape._backend.attention``), and refuses the build
+            where that changes a module's output; ``"auto"`` (what ``build`` passes for inductor by
+            default) does the same but keeps a module that the check refuses; None keeps the modules.
     """
 
     device: str = "cpu"

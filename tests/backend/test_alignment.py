@@ -142,10 +142,38 @@ def test_export_keeps_fused_sdpa_under_a_symbolic_batch() -> None:
 
 def test_use_sdpa_checks_outputs() -> None:
     enc = Encoder().eval()
-    new, n = use_sdpa(torch, enc, [torch.rand(4, 6, 32)], "cpu", "fp32")
-    assert n == 1 and new is not enc
+    new, n, why = use_sdpa(torch, enc, [torch.rand(4, 6, 32)], "cpu", "fp32")
+    assert n == 1 and new is not enc and why is None
     plain = nn.Linear(3, 3)
-    assert use_sdpa(torch, plain, [torch.rand(2, 3)], "cpu", "fp32") == (plain, 0)
+    assert use_sdpa(torch, plain, [torch.rand(2, 3)], "cpu", "fp32") == (plain, 0, None)
+
+
+class _OddAttention(nn.MultiheadAttention):
+    """An attention module whose own forward is not plain self-attention: the swap would change it."""
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kw: object) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return super().forward(q, k, v, **kw)[0] * 2.0, None
+
+
+class _HiddenAttention(nn.Module):
+    """The attention's output never reaches the model's output (a zero head, as in a randomly initialized
+    torchvision ViT): only a check of each module's own output sees a wrong swap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.att = _OddAttention(32, 4, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.att(x, x, x, need_weights=False)[0] * 0.0 + x
+
+
+def test_use_sdpa_checks_each_module_not_only_the_output() -> None:
+    m = _HiddenAttention().eval()
+    x = [torch.rand(2, 6, 32)]
+    with pytest.raises(DynashapeError, match="changes attention module 0"):
+        use_sdpa(torch, m, x, "cpu", "fp32")
+    kept, n, why = use_sdpa(torch, m, x, "cpu", "fp32", strict=False)
+    assert kept is m and n == 0 and why is not None and "kept the model's own attention" in why
 
 
 def test_build_refuses_bad_options() -> None:
@@ -217,3 +245,16 @@ def test_conv_alignment_refuses_padding_and_keeps_a_general_part() -> None:
         with torch.no_grad():
             want = m(x)
         torch.testing.assert_close(e.run({"x": x})["output"], want, atol=1e-5, rtol=1e-4)
+
+
+def test_auto_align_picks_the_spatial_dims_of_conv_nets() -> None:
+    """align=None on CUDA: H and W of a conv net's NCHW input by 32, where the range holds two multiples."""
+    from dynashape._backend.alignment import auto_align
+
+    spec = [TensorSpec("x", "float32", ("batch", 3, "H", "W"))]
+    wide = Profile({"x": ((1, 3, 256, 200), (2, 3, 512, 210), (4, 3, 1024, 220))})  # W: 200..220 holds no multiple of 32
+    src = _source(conv_net(), spec, torch.rand(2, 3, 512, 210))
+    assert auto_align(torch, src, [wide]) == {"H": 32}
+    assert auto_align(torch, _source(Encoder().eval(), ENC_SPEC, torch.rand(8, 6, 32)), [ENC_PROFILE]) == {}  # no conv
+    narrow = Profile({"x": ((1, 3, 30, 200), (2, 3, 36, 210), (4, 3, 41, 220))})  # H: one multiple of 32 only
+    assert auto_align(torch, src, [narrow]) == {}

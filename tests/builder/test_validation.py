@@ -135,3 +135,29 @@ def test_cli_build_with_data_and_quiet(bert_onnx: Path, tmp_path: Path, capfd: p
     err = capfd.readouterr().err.strip().splitlines()
     assert err[-1].startswith("dynashape build: error: the new onnxruntime engine fails at profile 0 max")
     assert any(line.startswith("[dynashape") and "build: onnxruntime engine" in line for line in err)
+
+
+def test_every_package_of_a_split_profile_gets_a_validation_shape() -> None:
+    """min, opt and max all multiples of 32 reach only the aligned package; the general package and
+    each residue class of a guard split get a shape of their own, routed where the runtime routes it."""
+    from dynashape import TensorSpec
+    from dynashape._records import DimClass, ProfilePart
+
+    spec = [TensorSpec("x", "float32", (1, 3, "H", "W"))]
+    prof = Profile({"x": ((1, 3, 256, 256), (1, 3, 512, 512), (1, 3, 1024, 1024))})
+    places = (("x", 2),)
+    wplaces = (("x", 3),)
+    aligned = ProfilePart(0, (DimClass("H", places, 256, 1024, 32, (0,)), DimClass("W", wplaces, 256, 1024, 32, (0,))), payload="a")
+    even = ProfilePart(0, (DimClass("H", places, 256, 1024, 2, (0,)),), payload="b")
+    odd = ProfilePart(0, (DimClass("H", places, 257, 1023, 2, (1,)),), payload="c")
+    todo = cases(spec, [prof], parts=[aligned, even, odd])
+    labels = [c.which for c in todo]
+    assert labels == ["min", "opt", "max", "part 2", "part 3"], labels
+    from dynashape._engine.selection import PartTable
+
+    table = PartTable(spec, [aligned, even, odd])
+    shapes = {c.which: tuple(c.feed["x"].shape) for c in todo}
+    assert table.select(0, [shapes["part 2"]]) == 1 and table.select(0, [shapes["part 3"]]) == 2
+    assert all(prof.contains({"x": s}) for s in shapes.values())
+    # an unsplit profile: only min, opt and max
+    assert [c.which for c in cases(spec, [prof])] == ["min", "opt", "max"]

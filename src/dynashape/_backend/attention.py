@@ -13,6 +13,12 @@ The replacement computes the same function in the batch-first layout timm and HF
 projection, a view to ``(B, L, 3, heads, head_dim)``, a permute, SDPA on strided views, one reshape
 and the output projection. It holds the original module (same parameters) and hands every call it
 does not cover (attention weights asked for, masks, cross-attention, training) back to it.
+
+It is the default for inductor builds (``attention="auto"``): measured on an H200 (fp16, CUDA graphs,
+BENCHMARKS.md "the dynamic tax"), torchvision's ViT-B/16 with a dynamic batch ran 3.10 ms at batch 32
+with it against 4.38 ms without (a static engine without it: 3.43 ms), and 1.50 against 2.07 ms at
+batch 13. The swap is checked module by module at build; where it differs, ``auto`` keeps the model's
+own attention and ``"sdpa"`` refuses the build.
 """
 
 from __future__ import annotations
@@ -78,25 +84,60 @@ def swap_attention(torch: Any, module: Any) -> tuple[Any, int]:
     return new, count
 
 
-def use_sdpa(torch: Any, module: Any, examples: Sequence[Any], device: str, precision: str) -> tuple[Any, int]:
-    """``module`` with its self-attention swapped, checked against the original on ``examples``."""
+def use_sdpa(torch: Any, module: Any, examples: Sequence[Any], device: str, precision: str,
+             strict: bool = True) -> tuple[Any, int, str | None]:
+    """``module`` with its self-attention swapped, each swapped module checked against the original.
+
+    Returns ``(module, modules swapped, why not)``. Every swapped module's output is compared with the
+    original module's on the call the example inputs make (forward hooks on both models): the model's
+    final output alone can hide a wrong attention (a zero-initialized head, a saturated softmax
+    downstream). ``strict`` (``attention="sdpa"``): a difference raises; otherwise (``"auto"``, the
+    default) the original module is kept and the reason returned.
+    """
     new, count = swap_attention(torch, module)
     if not count:
-        return module, 0
+        return module, 0, None
+    cls = _sdpa_class(torch)
+    wrappers = [m for m in new.modules() if type(m).__name__ == cls.__name__]
+    originals = [m for m in module.modules() if _eligible(torch, m)]
+    seen: dict[str, list[Any]] = {"want": [], "got": []}
+
+    def hook(key: str) -> Any:
+        def record(_m: Any, _args: Any, out: Any) -> None:
+            seen[key].append(out[0] if isinstance(out, tuple) else out)
+        return record
+
+    handles = [m.register_forward_hook(hook("want")) for m in originals]
+    handles += [m.register_forward_hook(hook("got")) for m in wrappers]
     args = [x.to(device) for x in examples]
-    with torch.no_grad():
-        want = module(*args)
-        got = new(*args)
-    for i, (w, g) in enumerate(zip(want, got, strict=True)):
+    try:
+        with torch.no_grad():
+            want_out = module(*args)
+            got_out = new(*args)
+    finally:
+        for h in handles:
+            h.remove()
+    pairs = list(zip(seen["want"], seen["got"], strict=False))
+    if len(seen["want"]) != len(seen["got"]):
+        pairs = []  # calls differ (control flow): only the final outputs can be compared
+    outs = [want_out, got_out]
+    flat = [list(o) if isinstance(o, (tuple, list)) else [o] for o in outs]
+    pairs += list(zip(*flat, strict=True))
+    tol = _TOLERANCE.get(precision, 1e-4)
+    for i, (w, g) in enumerate(pairs):
+        if not hasattr(w, "is_floating_point"):
+            continue
         if not w.is_floating_point():
-            ok = torch.equal(w, g)
-            diff = 0.0
+            ok, diff = bool(torch.equal(w, g)), 0.0
         else:
             scale = float(w.float().abs().max()) or 1.0
             diff = float((w.float() - g.float()).abs().max()) / scale
-            ok = diff <= _TOLERANCE.get(precision, 1e-4)
+            ok = diff <= tol
         if not ok:
-            raise BackendError(f"attention='sdpa' changes output {i} of the model (largest relative difference {diff:.3g})",
-                               "the same outputs as the model's own nn.MultiheadAttention",
-                               "build without attention='sdpa' (--attention default)")
-    return new, count
+            where = f"attention module {i}" if i < len(pairs) - len(flat[0]) else "an output of the model"
+            if strict:
+                raise BackendError(f"attention='sdpa' changes {where} (largest relative difference {diff:.3g})",
+                                   "the same outputs as the model's own nn.MultiheadAttention",
+                                   "build without attention='sdpa' (--attention default)")
+            return module, 0, f"the SDPA form changes {where} (largest relative difference {diff:.3g}); kept the model's own attention"
+    return new, count, None

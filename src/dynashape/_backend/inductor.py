@@ -161,10 +161,15 @@ def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
                                  lambda i, shape: _example_tensor(torch, example_like[i], shape, device))
         except BackendError:
             raise
-        except Exception:
+        except Exception as second:
             text = " ".join(str(first).split())[:1500]
+            # the split's own failure is named too: without it a split that broke (a torch version
+            # whose guards it cannot read) looks like a model that cannot be split
+            why = " ".join(f"{type(second).__name__}: {second}".split())[:400]
+            log.debug("guard split failed", exc_info=True)
             raise BackendError(
-                f"torch.export cannot keep the profile's dims dynamic ({profile.describe()}): {text}",
+                f"torch.export cannot keep the profile's dims dynamic ({profile.describe()}): {text} "
+                f"[splitting the profile by these guards failed too: {why}]",
                 "a model whose dynamic dims stay symbolic under torch.export",
                 "apply the fix torch suggests above (a reshape or a size read as a Python int pins a dim); "
                 "`dynashape check` on an ONNX export shows where",
@@ -250,8 +255,12 @@ class InductorBackend(Backend):
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache_dir())
         module, channels_last = _make_compute_module(torch, source, settings)
         swapped = None
-        if settings.attention == "sdpa":
-            module, swapped = use_sdpa(torch, module, source.example_inputs, settings.device, settings.precision)
+        if settings.attention in ("sdpa", "auto"):
+            module, count, why_not = use_sdpa(torch, module, source.example_inputs, settings.device, settings.precision,
+                                              strict=settings.attention == "sdpa")
+            if why_not:
+                log.warning("attention: %s", why_not)
+            swapped = count if (count or settings.attention == "sdpa") else None
         align = dict(settings.align)
         aligned: list[dict[str, Any] | None] = []
         configs = dict(_TUNING[tuning])

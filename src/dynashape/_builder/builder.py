@@ -5,6 +5,7 @@ Public methods check, backends work: everything a backend receives here is alrea
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import platform
@@ -245,10 +246,14 @@ def build(
         tf32, channels_last, share_weights: see :class:`BuildSettings`.
         align: inductor: a step per dim name, ``{"image_height": 32, "batch": 8}``: each profile gets
             a part compiled for the multiples of the step (see ``dynashape._backend.alignment``).
+            None (the default): on CUDA, the spatial dims of a conv net by 32
+            (:func:`dynashape._backend.alignment.auto_align`); ``{}``: none.
         align_pad: with ``align``: pad other values to the next multiple (and crop the outputs)
             where the model is padding-safe along the dim, instead of a second, general part.
-        attention: inductor: ``"sdpa"`` exports ``nn.MultiheadAttention`` self-attention as one
-            batch-first SDPA call (see ``dynashape._backend.attention``).
+        attention: inductor: ``"auto"`` (the default) exports each ``nn.MultiheadAttention``
+            self-attention as one batch-first SDPA call where the build finds its output unchanged
+            (see ``dynashape._backend.attention``); ``"sdpa"`` requires it (the build fails where it
+            differs); ``"default"`` keeps the model's modules.
         data: the user's feeds for validation instead of generated ones: an ``.npz`` path,
             ``"file.py:function"``, a dict name -> array, or an iterable of such dicts.
         quiet: no progress lines on stderr (None: the process default, on).
@@ -309,18 +314,21 @@ def build(
     if precision not in impl.precisions:
         raise BackendError(f"precision {precision} with backend '{name}'", f"one of {', '.join(impl.precisions)}",
                            "use another backend or precision")
-    if (align or attention is not None) and name != "inductor":
+    if (align or attention not in (None, "auto")) and name != "inductor":
         raise BackendError(f"align/attention with backend '{name}'", "the inductor backend for these options",
                            "build with backend='inductor' (--backend inductor), or drop them")
-    if attention not in (None, "default", "sdpa"):
-        raise DynashapeError(f"attention '{attention}'", "'default' (keep the model's attention modules) or 'sdpa'")
+    if attention not in (None, "auto", "default", "sdpa"):
+        raise DynashapeError(f"attention '{attention}'", "'auto' (the default), 'default' (keep the model's attention modules) or 'sdpa'")
+    # NOTE: "auto" only means something to inductor, the one backend that traces the module itself;
+    # the others build from ONNX, where the exporter has already decided the attention's form.
+    attention_mode = None if attention == "default" or name != "inductor" else (attention or "auto")
     from .._backend.alignment import check_align
 
     settings = BuildSettings(device=device, precision=precision, append_ops=ops, optimization_level=optimization_level,
                              tuning=tuning, threads=threads, validate=validate, tf32=tf32,
                              channels_last=channels_last, share_weights=share_weights,
                              align=check_align(align, src.inputs), align_pad=bool(align_pad),
-                             attention=None if attention == "default" else attention)
+                             attention=attention_mode)
     reference = src
     with tempfile.TemporaryDirectory(prefix="dynashape-build-") as tmp:
         if src.kind not in impl.sources:
@@ -334,6 +342,18 @@ def build(
             src = Source("onnx", src.inputs, src.outputs, onnx_model=apply_onnx(src.onnx_model, ops), description=src.description)
         elif src.kind == "module" and ops and reference.kind == "onnx":
             src.module.post_ops = {[o.name for o in src.outputs].index(o): postprocess.torch_fn(op) for o, op in ops}
+        if align is None and name == "inductor" and device.startswith("cuda") and src.kind == "module":
+            # the default on CUDA: an aligned package for the spatial dims of conv nets (measured
+            # there; on the CPU not measured, so not the default); align={} turns it off
+            import torch
+
+            from .._backend.alignment import auto_align
+
+            auto = auto_align(torch, src, plist)
+            if auto:
+                settings = dataclasses.replace(settings, align=check_align(auto, src.inputs))
+                _progress.say("build: aligned packages for " + ", ".join(f"{d} by {k}" for d, k in auto.items())
+                              + " (align={} turns this off)")
         with _progress.stage(f"build: {name} engine ({device}, {precision}), {len(plist)} profile(s)"):
             try:
                 built = impl.build(src, plist, settings)
@@ -361,7 +381,7 @@ def build(
     from .validate import cases
     from .validate import validate as _validate
 
-    todo = cases(manifest.inputs, plist, hints=hints, feeds=feeds)
+    todo = cases(manifest.inputs, plist, hints=hints, feeds=feeds, parts=manifest.parts)
     judge, info = _references(reference, src, name, settings, hints)
     # NOTE: _validate loads the engine in this process only after it passed (in a child first
     # where the backend compiled native code).

@@ -14,6 +14,7 @@ child, that becomes a clear error naming the signal instead of killing the user'
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from .. import _progress
 from .._data import Feed, Hints, feed_shapes, make_inputs, masked_rows
 from .._errors import BackendError, ShapeError
 from .._profiles import Profile
-from .._records import Manifest
+from .._records import Manifest, ProfilePart
 from .._reference import OutputDiff, Reference, Tolerance, compare_outputs, runtime_error_text
 from .._specs import TensorSpec, format_shape
 
@@ -67,9 +68,9 @@ class Case:
 
 
 def cases(inputs: Sequence[TensorSpec], profiles: Sequence[Profile], *, hints: Hints | None = None,
-          feeds: Sequence[Feed] | None = None) -> list[Case]:
-    """Every profile's min, opt and max with generated data; or the user's feeds, each under the
-    profile that will run it."""
+          feeds: Sequence[Feed] | None = None, parts: Sequence[ProfilePart] = ()) -> list[Case]:
+    """Every profile's min, opt and max with generated data, plus one shape in every package of a
+    split profile that those three miss; or the user's feeds, each under the profile that will run it."""
     from .._engine.selection import ProfileTable
 
     if feeds is not None:
@@ -92,6 +93,61 @@ def cases(inputs: Sequence[TensorSpec], profiles: Sequence[Profile], *, hints: H
                 continue
             seen.append(shapes)
             out.append(Case(k, which, make_inputs(inputs, shapes, seed=k, hints=hints)))
+        # NOTE: a profile split into packages (guard-split parts, an aligned part beside the general
+        # one) is served by whichever package the runtime picks for a shape: min, opt and max may all
+        # fall into one of them (three multiples of 32 all go to the aligned part), leaving another
+        # package that no validation ran. Each such package gets a shape of its own.
+        for j, shapes in _part_shapes(inputs, p, k, parts, seen):
+            out.append(Case(k, f"part {j + 1}", make_inputs(inputs, shapes, seed=k, hints=hints)))
+    return out
+
+
+def _part_shapes(inputs: Sequence[TensorSpec], profile: Profile, k: int, parts: Sequence[ProfilePart],
+                 seen: list[dict[str, tuple[int, ...]]]) -> list[tuple[int, dict[str, tuple[int, ...]]]]:
+    """(package position, shapes) for every package of profile ``k`` that none of ``seen`` reaches."""
+    from .._engine.selection import PartTable
+
+    mine = [p for p in parts if p.profile == k and p.payload is not None]
+    if len(mine) < 2:
+        return []
+    table = PartTable(inputs, parts)
+
+    def route(shapes: dict[str, tuple[int, ...]]) -> int | None:
+        try:
+            return table.select(k, [shapes[s.name] for s in inputs])
+        except ShapeError:
+            return None
+
+    reached = {route(sh) for sh in seen}
+    out = []
+    for j, part in enumerate(mine):
+        if j in reached:
+            continue
+        for base in ("opt", "min", "max"):
+            shapes = {n: getattr(r, base) for n, r in profile.items()}
+            # per restricted dim, its allowed values nearest to the base shape's (a few): the
+            # nearest may belong to a package listed earlier (512 is even, but the aligned package
+            # takes it first), so the combinations are tried in order until one routes here
+            options = []
+            for c in part.dims:
+                want = shapes[c.places[0][0]][c.places[0][1]]
+                near = range(max(c.lo, want - 4 * c.modulus), min(c.hi, want + 4 * c.modulus) + 1)
+                allowed = sorted((abs(v - want), v) for v in near if c.contains(v))
+                options.append([v for _, v in allowed[:6]] or [v for v in (c.lo, c.hi) if c.contains(v)])
+            found = None
+            for values in itertools.islice(itertools.product(*options), 256):
+                cand = {n: list(v) for n, v in shapes.items()}
+                for c, v in zip(part.dims, values, strict=True):
+                    for name, axis in c.places:
+                        cand[name][axis] = v
+                shaped = {n: tuple(v) for n, v in cand.items()}
+                if profile.contains(shaped) and route(shaped) == j:
+                    found = shaped
+                    break
+            if found is not None:
+                out.append((j, found))
+                reached.add(j)
+                break
     return out
 
 

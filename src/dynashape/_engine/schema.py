@@ -130,7 +130,7 @@ def _build_settings(c: Checker, data: dict[str, Any]) -> None:
     c.get(b, "align", f + "align", lambda v: isinstance(v, list) and all(
         isinstance(p, list) and len(p) == 2 and p[0] in named and int_in(2, 1024)(p[1]) for p in v),
         "a list of [dim name, step 2..1024] pairs naming the inputs' dims: " + (", ".join(named) or "(none)"), optional=True)
-    c.get(b, "attention", f + "attention", lambda v: v in (None, "sdpa"), "null or 'sdpa'", optional=True)
+    c.get(b, "attention", f + "attention", lambda v: v in (None, "sdpa", "auto"), "null, 'sdpa' or 'auto'", optional=True)
     for key in ("validate", "tf32", "share_weights", "align_pad"):
         c.get(b, key, f + key, lambda v: isinstance(v, bool), "true or false", optional=True)
     c.get(b, "channels_last", f + "channels_last", lambda v: v is None or isinstance(v, bool), "null, true or false", optional=True)

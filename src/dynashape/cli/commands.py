@@ -105,12 +105,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _align_from_args(text: str) -> dict[str, int]:
+def _align_from_args(text: str) -> dict[str, int] | None:
+    if text.strip() in ("auto", "none"):
+        return None if text.strip() == "auto" else {}
     out = {}
     for item in text.split(","):
         name, sep, step = item.strip().partition(":")
         if not sep or not name or not step.strip().isdigit():
-            raise DynashapeError(f"--align item '{item}'", "DIM:STEP pairs separated by commas, e.g. image_height:32,image_width:32")
+            raise DynashapeError(f"--align item '{item}'", "DIM:STEP pairs separated by commas, e.g. image_height:32,image_width:32, "
+                                 "or auto, or none")
         out[name] = int(step)
     return out
 
@@ -261,11 +264,13 @@ def register(sub: Any) -> None:
                    help="inductor: default (fast build), max-autotune (GEMM/conv choices), coordinate-descent (Triton tiling) "
                    "or max-autotune-cd (both); tuned at each profile's opt shape")
     g.add_argument("--align", metavar="DIM:STEP[,DIM:STEP]", help="inductor: compile a part of each profile for the multiples "
-                   "of STEP along DIM, e.g. image_height:32,image_width:32 or batch:8")
+                   "of STEP along DIM, e.g. image_height:32,image_width:32 or batch:8; auto (the default): on CUDA, the spatial "
+                   "dims of a conv net by 32; none: no aligned part")
     g.add_argument("--align-pad", action="store_true", help="with --align: pad other values to the next multiple and crop the "
                    "outputs where the build finds the model padding-safe (else they run in a general part)")
-    g.add_argument("--attention", choices=["default", "sdpa"], help="inductor: sdpa exports nn.MultiheadAttention "
-                   "self-attention as one batch-first SDPA call (default: the module as it is)")
+    g.add_argument("--attention", choices=["auto", "default", "sdpa"], help="inductor: sdpa exports nn.MultiheadAttention "
+                   "self-attention as one batch-first SDPA call and fails where that changes a module's output; auto (the "
+                   "default) does it where it does not; default keeps the modules as they are")
     g.add_argument("--threads", type=int, help="CPU threads per inference (default: all)")
     g.add_argument("--no-validate", action="store_true", help="skip running the new engine against the source")
     g.add_argument("--data", metavar="FILE", help=f"validate on these inputs instead of generated ones: {DATA_HELP}")

@@ -1,0 +1,80 @@
+"""The defaults measured on the GPU (BENCHMARKS.md, "the dynamic tax"): an aligned package for a conv
+net's H and W, and self-attention as one SDPA call. Skipped without a CUDA device.
+
+Run on the GPU machine: PYTHONPATH=src CXX=/usr/bin/g++ CC=/usr/bin/gcc python -m pytest tests/gpu -m gpu
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import dynashape  # noqa: E402
+from dynashape import Profile  # noqa: E402
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+nn = torch.nn
+
+
+class Seg(nn.Module):
+    """Conv, downsample, resize back: the shape of the seed's segmentation net, small."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.c = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+        return nn.functional.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+class Enc(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.att = nn.MultiheadAttention(64, 4, batch_first=True)
+        self.head = nn.Linear(64, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.att(x, x, x, need_weights=False)[0])
+
+
+def test_conv_net_gets_an_aligned_package_by_default_and_both_packages_are_right() -> None:
+    model = Seg().eval()
+    prof = Profile({"x": ((1, 3, 64, 64), (1, 3, 128, 128), (1, 3, 256, 256))})
+    e = dynashape.build(model, prof, backend="inductor", device="cuda", precision="fp16", example_inputs={"x": torch.rand(1, 3, 128, 128)},
+                        dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True)
+    assert e.manifest.build_settings.align == (("H", 32), ("W", 32))
+    described = [p.describe() for p in e.manifest.parts]
+    assert described[0] == "H in 64..256 with H % 32 in {0}, W in 64..256 with W % 32 in {0}", described
+    assert len(described) >= 2  # the general package serves the other sizes
+    m16 = model.half().cuda()
+    for h, w in ((64, 64), (96, 224), (256, 256), (65, 77), (255, 130), (128, 101)):
+        x = torch.rand(1, 3, h, w, device="cuda")
+        with torch.no_grad():
+            want = m16(x.half()).float()
+        got = next(iter(e.run({"x": x}).values()))
+        assert got.shape == want.shape
+        assert float((got.float() - want).abs().max()) <= 2e-2 * float(want.abs().max()) + 1e-3, (h, w)
+    off = dynashape.build(model.float().cpu(), prof, backend="inductor", device="cuda", precision="fp16",
+                          example_inputs={"x": torch.rand(1, 3, 128, 128)}, dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True, align={})
+    assert off.manifest.build_settings.align == () and not off.manifest.parts
+
+
+def test_self_attention_is_one_sdpa_call_by_default() -> None:
+    model = Enc().eval()
+    prof = Profile({"x": ((1, 16, 64), (8, 16, 64), (32, 16, 64))})
+    e = dynashape.build(model, prof, backend="inductor", device="cuda", precision="fp16", example_inputs={"x": torch.rand(8, 16, 64)},
+                        dynamic_axes={"x": {0: "batch"}}, quiet=True)
+    assert e.manifest.build_settings.attention == "auto"
+    assert e.manifest.backend_data["attention"] == {"mode": "sdpa", "modules_swapped": 1}
+    m16 = model.half().cuda()
+    for b in (1, 5, 32):
+        x = torch.rand(b, 16, 64, device="cuda")
+        with torch.no_grad():
+            want = m16(x.half()).float()
+        got = next(iter(e.run({"x": x}).values())).float()
+        assert float((got - want).abs().max()) <= 2e-2 * float(want.abs().max()) + 1e-3, b
