@@ -192,3 +192,29 @@ def test_guard_relating_two_dims_is_one_clear_error() -> None:
     text = str(info.value)
     assert "relates several dims" in text and "H" in text and "W" in text
     assert "if x.shape[2] > x.shape[3]:" in text
+
+
+class _BatchGuardNet(torch.nn.Module):
+    """A guard that leaves one value of a dim (``batch != 1`` over 1..2: torch specializes batch to 2)
+    beside a parity guard on H: seen on the GPU with torch 2.11, where channels-last stride logic guards
+    ``batch != 1``, and the split's DYNAMIC traces refused the specialization."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != 1:
+            x = x * 2
+        if x.shape[2] % 2:
+            x = x + 1
+        return x.sum(1)
+
+
+def test_a_dim_that_torch_specializes_becomes_a_class_of_one_value() -> None:
+    m = _BatchGuardNet()
+    prof = Profile({"x": ((1, 3, 8, 8), (2, 3, 12, 8), (2, 3, 16, 8))})
+    e = dynashape.build(m, prof, backend="inductor", example_inputs={"x": torch.rand(2, 3, 12, 8)},
+                        dynamic_axes={"x": {0: "batch", 2: "H"}}, quiet=True)
+    described = sorted(p.describe() for p in e.manifest.parts)
+    assert described == ["batch in 1..1, H in 8..16 with H % 2 in {0}", "batch in 1..1, H in 9..15 with H % 2 in {1}",
+                         "batch in 2..2, H in 8..16 with H % 2 in {0}", "batch in 2..2, H in 9..15 with H % 2 in {1}"], described
+    for b, h in ((1, 8), (2, 9), (1, 13), (2, 16), (1, 9), (2, 8)):
+        x = torch.rand(b, 3, h, 8)
+        np.testing.assert_allclose(next(iter(e.run({"x": x}).values())), m(x).numpy(), atol=1e-6)

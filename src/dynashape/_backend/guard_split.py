@@ -149,7 +149,10 @@ class _Splitter:
                         shape[axis] = example[d.name]
                         lo, hi = ranges[d.name]
                         if lo < hi:
-                            axes[axis] = torch.export.Dim.DYNAMIC(min=lo, max=hi)
+                            # NOTE: AUTO, not DYNAMIC: a guard can leave one value of a dim (``batch != 1``
+                            # over 1..2 leaves 2), and torch then specializes the dim; DYNAMIC makes
+                            # that an error, AUTO a static dim, read below as a class of one value
+                            axes[axis] = torch.export.Dim.AUTO(min=lo, max=hi)
             shapes.append(axes or None)
             args.append(self.make_example(i, tuple(shape)))
         with _guard_sources() as sources:
@@ -161,6 +164,7 @@ class _Splitter:
         names = set(ep.graph_signature.user_inputs)
         vals = [n.meta["val"] for n in ep.graph.nodes if n.op == "placeholder" and n.name in names]
         sym_to_dim: dict[Any, FreeDim] = {}
+        fixed: dict[str, int] = {}
         shape_env = None
         for d in self.dims:
             lo, hi = ranges[d.name]
@@ -169,16 +173,32 @@ class _Splitter:
                 if lo == hi:
                     continue
                 if isinstance(v, int):
-                    raise self._error(f"torch.export fixed {d.name} to {v}", None)
+                    # specialized: this trace is valid at v alone; the other values get their own
+                    # traces (and classes) in plan()
+                    fixed[d.name] = v
+                    continue
                 expr = v.node.expr
                 shape_env = v.node.shape_env
                 if not isinstance(expr, sympy.Symbol) or sym_to_dim.get(expr, d) is not d:
                     raise self._error(f"torch.export relates {d.name} to other dims ({d.name} = {expr})", None)
                 sym_to_dim[expr] = d
-        allowed = {d.name: frozenset(range(ranges[d.name][0], ranges[d.name][1] + 1)) for d in self.dims}
+        allowed = {d.name: frozenset([fixed[d.name]]) if d.name in fixed else frozenset(range(ranges[d.name][0], ranges[d.name][1] + 1))
+                   for d in self.dims}
         guards: dict[str, list[_Guard]] = {d.name: [] for d in self.dims}
         if shape_env is None:
             return _Trace(ep, allowed, guards)
+        # NOTE: torch also narrows a symbol's value range instead of keeping a guard (``batch != 1``
+        # over 1..2 becomes the range 2..2, and no guard is left to read): the trace is valid only there
+        for sym, d in sym_to_dim.items():
+            vr = getattr(shape_env, "var_to_range", {}).get(sym)
+            if vr is None:
+                continue
+            lo, hi = ranges[d.name]
+            with contextlib.suppress(TypeError, ValueError):
+                lo = max(lo, int(vr.lower))
+            with contextlib.suppress(TypeError, ValueError):
+                hi = min(hi, int(vr.upper))
+            allowed[d.name] = allowed[d.name] & frozenset(range(lo, hi + 1))
         seen = set()
         for g in shape_env.guards:
             expr = g.expr
