@@ -52,6 +52,7 @@ def test_the_build_checks_padding_and_measures_graph_memory(planned: dict[str, A
     assert plan.padding is not None and plan.padding.safe, plan.padding
     assert plan.padding.crop == {"hidden": ((1, 1, 0),)}
     measured = plan.details["measured_at_build"]
+    print(f"graph memory at build: {measured}, predicted {plan.predictions['graph_memory'].value} MB")
     assert measured["graphs"] == len(plan.ladder.shapes) and measured["graph_pool_mb"] > 0
 
 

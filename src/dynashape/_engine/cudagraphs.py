@@ -169,7 +169,8 @@ class CudaGraphRunner:
         # ``use_count > 0`` assert. A pool whose graphs were all evicted is given up the same way
         # (see _capture): the next capture starts a private pool again.
         self._pool: Any = None
-        self.pool_bytes = 0  # memory the shared pool reserved, measured around the captures
+        self._pools: set[tuple[int, ...]] = set()  # every pool a graph was captured into (a replaced pool too)
+        self._delta_bytes = 0  # growth of reserved memory around the captures: the fallback measure
         self.runner = runner
         # Backends whose plain runner cannot be captured offer a separate one for capture.
         self.capture_with = runner.capture_runner() if hasattr(runner, "capture_runner") else runner
@@ -233,6 +234,32 @@ class CudaGraphRunner:
             self._graphs.put(key, entry, nbytes=entry.nbytes if entry else 0)
             return entry is not None
 
+    @property
+    def pool_bytes(self) -> int:
+        """Bytes the caching allocator holds in the graphs' pools.
+
+        NOTE: read from the allocator's segments that belong to the pools (``memory_snapshot``'s
+        ``segment_pool_id``), not from the growth of reserved memory around each capture: that
+        growth is 0 where earlier runs at the same shapes had already reserved the memory (the
+        build's validation, before the ladder is captured), and it counts the eager warm-up run's
+        activations, which live in the ordinary pool. The growth is the fallback where the
+        snapshot has no pool ids.
+        """
+        if not self._pools:
+            return 0
+        try:
+            total, seen = 0, False
+            for seg in self._torch.cuda.memory_snapshot():
+                pid = seg.get("segment_pool_id")
+                if pid is None:
+                    continue
+                seen = True
+                if tuple(pid) in self._pools:
+                    total += int(seg.get("total_size", 0))
+            return total if seen else self._delta_bytes
+        except Exception:
+            return self._delta_bytes
+
     def stats(self) -> dict[str, Any]:
         return {"graphs": len(self._graphs), "captures": self.captures, "replays": self.replays, "skipped": self.skipped,
                 "graph_bytes": self.nbytes, "pool_bytes": self.pool_bytes, "evictions": self._graphs.evictions,
@@ -282,6 +309,7 @@ class CudaGraphRunner:
                 torch.cuda.synchronize()
                 if self._pool is None:
                     self._pool = graph.pool()
+                self._pools.add(tuple(graph.pool()))
         except Exception as e:
             self._failed("capture", inputs, e)
             return None
@@ -291,7 +319,7 @@ class CudaGraphRunner:
             self._failed("mismatch", inputs, f"largest absolute difference per output {diffs}")
             return None
         self.captures += 1
-        self.pool_bytes += max(0, torch.cuda.memory_reserved() - reserved)
+        self._delta_bytes += max(0, torch.cuda.memory_reserved() - reserved)
         return _Graph(graph, static_in, list(static_out), max(0, torch.cuda.memory_allocated() - before))
 
     def clear(self) -> None:
