@@ -112,3 +112,20 @@ def test_plan_and_build_from_the_command_line(tmp_path: Path, bert_onnx: str, ca
     assert dynashape.load(engine_path).manifest.plan is not None
     assert main(["plan", "--dim", "seq", "--onnx", bert_onnx, "-o", str(plan_path)]) == 2
     assert "--dim 'seq'" in capsys.readouterr().err
+
+
+def test_the_build_times_the_engine_against_the_prediction(tmp_path: Path, planned: dynashape.Engine) -> None:
+    """Predicted against measured, right after the build: every ladder shape timed (plain calls on the
+    CPU), the mean latency per request over the workload, and the ratio to the prediction's unit."""
+    plan = planned.manifest.plan
+    assert plan is not None and plan.ladder is not None
+    timing = plan.details["measured_at_build"]["latency"]
+    assert timing["kind"] == "plain call" and timing["unit"] == "proxy units"
+    assert sorted(r["shape"]["seq"] for r in timing["shapes"]) == list(plan.ladder.buckets)
+    assert all(r["measured_ms"] > 0 and r["predicted"] > 0 for r in timing["shapes"])
+    assert timing["latency_per_request_ms"] > 0 and timing["measured_over_predicted"] > 0
+    assert "prediction_error" not in timing  # proxy units cannot be compared with milliseconds
+    planned.save(tmp_path / "t.engine")
+    text = str(dynashape.inspect(tmp_path / "t.engine"))
+    assert f"measured at build (plain calls at {len(plan.ladder.buckets)} shape(s)): " in text
+    assert "ms per proxy units" in text

@@ -49,8 +49,24 @@ def attach_plan(engine: Any, plan: Plan | None) -> Any:
             log.warning("plan: padding along '%s' refused: %s; requests run at their exact shapes (graphs only at the buckets)",
                         plan.ladder.dim, padding.reason)
     engine._set_plan(dataclasses.replace(plan, padding=padding))
+    measured: dict[str, Any] = {}
     if engine.device.startswith("cuda") and plan.ladder is not None:
         stats = engine.warmup()
-        measured = {"graphs": stats["graphs"], "graph_pool_mb": round(stats["pool_bytes"] / 2**20, 3)}
+        measured = {"graphs": stats["graphs"], "graph_pool_mb": round(stats["pool_bytes"] / 2**20, 3),
+                    "graph_outputs_mb": round(stats["graph_bytes"] / 2**20, 3)}
+    # predicted against measured: the new engine timed at the plan's shapes (seconds; see verify)
+    from .verify import measure
+
+    try:
+        timing = measure(engine, engine.manifest.plan)
+    except Exception as e:  # the report is information: a failure to time must not fail the build
+        log.warning("plan: could not time the new engine against the prediction: %s", " ".join(str(e).split())[:200])
+        timing = None
+    if timing is not None:
+        measured["latency"] = timing
+        if "prediction_error" in timing:
+            log.info("plan: predicted %.3g ms a request, measured %.3g ms", plan.predictions["latency_per_request"].value,
+                     timing["latency_per_request_ms"])
+    if measured:
         engine.manifest.plan = dataclasses.replace(engine.manifest.plan, details={**plan.details, "measured_at_build": measured})
     return engine

@@ -108,6 +108,10 @@ def calibration_sizes(values: np.ndarray, *, points: int = 6) -> list[int]:
 Timer = Callable[[dict[str, tuple[int, ...]]], tuple[float, float | None, float, float]]
 
 
+#: bumped whenever what the timer measures changes
+CALIBRATION_VERSION = 2
+
+
 def calibrate(key: str, shapes: Sequence[dict[str, tuple[int, ...]]], elements: Sequence[int], timer: Timer, *,
               device: str, use_cache: bool = True) -> CostModel:
     """Time the model at ``shapes`` (one per size in ``elements``) with ``timer`` and fit the curves.
@@ -115,7 +119,9 @@ def calibrate(key: str, shapes: Sequence[dict[str, tuple[int, ...]]], elements: 
     ``timer(shapes) -> (plain ms, graph ms or None, graph capture bytes, output bytes)``. ``key`` names the
     model, device and precision; a cached result for the same key and sizes is reused.
     """
-    full_key = json.dumps([key, device, list(map(int, elements))])
+    # the format's version is part of the key: a calibration measured by an older timer (fp16 output
+    # bytes, before 2026-11-30) is not reused
+    full_key = json.dumps([CALIBRATION_VERSION, key, device, list(map(int, elements))])
     path = _cache_path(full_key)
     if use_cache and os.path.isfile(path):
         try:
@@ -202,7 +208,12 @@ def torch_timer(module: Any, specs: Sequence[Any], device: str, precision: str) 
         with torch.no_grad():
             outs = module(*args)
             outs = outs if isinstance(outs, (tuple, list)) else [outs]
-            out_bytes = float(sum(o.numel() * o.element_size() for o in outs if hasattr(o, "numel")))
+            # NOTE: an engine keeps the model's output dtypes (float32) and casts its fp16/bf16 results
+            # back in the last kernel, so the buffers a graph holds are float32 even though this module
+            # computes in ``dt``: counting fp16 bytes predicted half of GPT-2's graph memory on the H200
+            # (929 MiB predicted; the 4 graphs' fp32 logits alone took 1.95 GB)
+            out_bytes = float(sum(o.numel() * (4 if dt is not None and o.is_floating_point() else o.element_size())
+                                  for o in outs if hasattr(o, "numel")))
             plain = _median_ms(lambda: module(*args), sync)
             if not cuda:
                 return plain, None, 0.0, out_bytes

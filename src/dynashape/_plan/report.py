@@ -88,8 +88,20 @@ def summary_lines(plan: Plan, indent: str = "  ") -> list[str]:
     if parts:
         lines.append(f"{i2}predicted: " + ", ".join(parts))
     measured = d.get("measured_at_build")
-    if measured:
-        lines.append(f"{i2}measured at build: {measured.get('graphs')} graphs, graph pool {measured.get('graph_pool_mb')} MiB")
+    if measured and "graphs" in measured:
+        lines.append(f"{i2}measured at build: {measured.get('graphs')} graphs, graph pool {measured.get('graph_pool_mb')} MiB"
+                     + (f", outputs held by the graphs {measured['graph_outputs_mb']} MiB" if "graph_outputs_mb" in measured else ""))
+    timing = (measured or {}).get("latency")
+    if timing:
+        text = f"{i2}measured at build ({timing['kind']}s at {len(timing['shapes'])} shape(s)): "
+        if "latency_per_request_ms" in timing:
+            text += f"{timing['latency_per_request_ms']:.4g} ms a request"
+            if "prediction_error" in timing:
+                text += f" (predicted {timing['prediction_error']:+.0%})"
+            text += "; "
+        if "measured_over_predicted" in timing:
+            text += f"measured / predicted per shape: {timing['measured_over_predicted']:.3g}" + ("" if timing["unit"] == "ms" else f" ms per {timing['unit']}")
+        lines.append(text.rstrip("; "))
     return lines
 
 
