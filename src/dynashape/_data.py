@@ -38,6 +38,7 @@ Feed = dict[str, np.ndarray]
 
 # Roles an input can have.
 IDS, MASK, SEGMENTS, POSITIONS, IMAGE, FLOAT, INT = "ids", "mask", "segments", "positions", "image", "float", "int"
+ROLES = (IDS, MASK, SEGMENTS, POSITIONS, IMAGE, FLOAT, INT)
 
 _IMAGE_WORDS = ("pixel", "image", "img", "rgb", "photo", "frame")
 

@@ -208,6 +208,10 @@ class Manifest:
     plan: Plan | None = None
     #: parts and gaps of guard-split profiles (see :class:`ProfilePart`); empty when none is split
     parts: list[ProfilePart] = field(default_factory=list)
+    #: what the build learned about each input's data (role, the size of the table an id indexes;
+    #: see ``dynashape._data.InputHint``), so that generated data for a *saved* engine (bench, run
+    #: without data, the plan's timing) stays valid for the model: ids below the vocabulary size
+    input_hints: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -229,6 +233,8 @@ class Manifest:
         }
         if self.parts:
             out["parts"] = [p.to_json() for p in self.parts]
+        if self.input_hints:
+            out["input_hints"] = {n: {"role": h.role, "vocab": h.vocab, "why": h.why} for n, h in self.input_hints.items()}
         return out
 
     @classmethod
@@ -244,4 +250,12 @@ class Manifest:
             created=d.get("created", ""), build_seconds=d.get("build_seconds"),
             plan=None if d.get("plan") is None else Plan.from_json(d["plan"], where="the engine's plan"),
             parts=[ProfilePart.from_json(p) for p in d.get("parts", ())],
+            input_hints=_hints_from_json(d.get("input_hints") or {}),
         )
+
+
+def _hints_from_json(d: dict[str, Any]) -> dict[str, Any]:
+    from ._data import InputHint
+
+    return {str(n): InputHint(str(h["role"]), None if h.get("vocab") is None else int(h["vocab"]), str(h.get("why", "")))
+            for n, h in d.items()}

@@ -233,6 +233,9 @@ _SCHEMA_CASES = [
     ("payloads.0.sha256", "00", "'payloads[0].sha256' = '00'"),
     ("payloads.0.compression", "lz4", "'payloads[0].compression' = 'lz4'"),
     ("payloads.0.raw_size", 1, "'payloads[0].raw_size' = 1"),
+    ("input_hints", {"nope": {"role": "ids"}}, "'input_hints' = {'nope': {'role': 'ids'}} | an object keyed by the inputs' names: input_1"),
+    ("input_hints", {"input_1": {"role": "words"}}, "'input_hints.input_1.role' = 'words' | one of: ids, mask"),
+    ("input_hints", {"input_1": {"role": "ids", "vocab": -3}}, "'input_hints.input_1.vocab' = -3"),
 ]
 
 

@@ -128,7 +128,8 @@ def compare(
                 shapes = [{n: getattr(r, w) for n, r in p.items()} for p in engine.profiles for w in ("min", "opt", "max")]
             for s in shapes:
                 engine.select_profile(s)  # names and ranges checked before anything is allocated
-            sets = [make_inputs(engine.inputs, s, seed=seed + i, hints=ref.hints) for i, s in enumerate(shapes)]
+            hints = ref.hints or engine.manifest.input_hints
+            sets = [make_inputs(engine.inputs, s, seed=seed + i, hints=hints) for i, s in enumerate(shapes)]
         tol = Tolerance(atol, rtol)
         out_names = [o.name for o in engine.outputs]
         rows = []
@@ -139,6 +140,6 @@ def compare(
                 got = engine.run(feed)
                 expected = ref(feed)
                 diffs = compare_outputs(out_names, [np.asarray(got[o]) for o in out_names], expected, tol,
-                                        undefined_rows=masked_rows(feed, engine.inputs, ref.hints))
+                                        undefined_rows=masked_rows(feed, engine.inputs, ref.hints or engine.manifest.input_hints))
                 rows.append(CompareRow(shp, k, diffs))
         return CompareResult(ref.label, atol, rtol, rows)

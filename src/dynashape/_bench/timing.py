@@ -98,7 +98,7 @@ def bench(
     results = []
     for i, s in enumerate(sets):
         k = engine.select_profile(s)
-        feed = feeds[i] if feeds is not None else make_inputs(engine.inputs, s, seed=i)
+        feed = feeds[i] if feeds is not None else make_inputs(engine.inputs, s, seed=i, hints=engine.manifest.input_hints)
         with _progress.stage("bench: " + ",".join(f"{n}:{'x'.join(map(str, v))}" for n, v in s.items()), k=i + 1, n=len(sets)):
             lat = _time_calls(lambda feed=feed: engine.run(feed), iterations=iterations, warmup_ms=warmup_ms, duration_s=duration_s)
         results.append(BenchResult({n: tuple(int(d) for d in v) for n, v in s.items()}, k, lat))
@@ -113,7 +113,7 @@ def runtime_overhead(engine: Any, shapes: Mapping[str, Sequence[int]], *, iterat
     calls measured one after the other did not, on the shared CPUs here). The overhead covers the
     checks, profile selection and numpy <-> native conversions.
     """
-    data = make_inputs(engine.inputs, shapes)
+    data = make_inputs(engine.inputs, shapes, hints=engine.manifest.input_hints)
     bare_call = engine.backend_call(data)
     for _ in range(50):  # warm-up
         engine.run(data)

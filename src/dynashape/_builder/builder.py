@@ -371,6 +371,7 @@ def build(
         backend=name, device=device, precision=precision, inputs=built.inputs, outputs=built.outputs, profiles=plist,
         build_settings=settings, library_versions=_library_versions(), backend_data=built.backend_data,
         dynashape_version=__version__, build_seconds=round(time.perf_counter() - t0, 3), parts=built.parts,
+        input_hints={n: h for n, h in (hints or {}).items() if n in {s.name for s in built.inputs}},
     )
 
     def load() -> Engine:

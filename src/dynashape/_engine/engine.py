@@ -342,7 +342,7 @@ class Engine:
             k = self._table.select(ordered)
             if k is None:
                 continue
-            feed = make_real_inputs(self.manifest.inputs, shapes)
+            feed = make_real_inputs(self.manifest.inputs, shapes, hints=self.manifest.input_hints)
             native = self._runtime.to_native([feed[n] for n in self._names])
             if self._graphs is not None:
                 self._runtime.capture(k, native)

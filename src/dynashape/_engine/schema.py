@@ -179,7 +179,22 @@ def check_manifest(data: Any, where: str, *, payload_region: int) -> list[dict[s
         raise c.fail("backend_data", str(e), f"what the {name} backend writes") from e
     entries = _payloads(c, data, payload_region, expected)
     check_parts(c, data.get("parts", []), cls, inputs, data["profiles"], {e["name"] for e in entries})
+    _input_hints(c, data, inputs)
     return entries
+
+
+def _input_hints(c: Checker, data: dict[str, Any], inputs: list[dict[str, Any]]) -> None:
+    from .._data import ROLES
+
+    names = {s["name"] for s in inputs}
+    hints = c.get(data, "input_hints", "input_hints", lambda v: isinstance(v, dict) and set(v) <= names,
+                  "an object keyed by the inputs' names: " + ", ".join(sorted(names)), optional=True, default={})
+    for n, h in hints.items():
+        f = f"input_hints.{n}"
+        c.get({"h": h}, "h", f, lambda v: isinstance(v, dict), "an object {role, vocab, why}")
+        c.get(h, "role", f + ".role", lambda v: v in ROLES, "one of: " + ", ".join(ROLES))
+        c.get(h, "vocab", f + ".vocab", lambda v: v is None or int_in(1, 1 << 40)(v), "null or a table size from 1 to 2**40", optional=True)
+        c.get(h, "why", f + ".why", lambda v: isinstance(v, str) and len(v) <= 1000, "a string of at most 1000 characters", optional=True)
 
 
 def _payloads(c: Checker, data: dict[str, Any], region: int, expected: tuple[set[str], set[str]] | None) -> list[dict[str, Any]]:

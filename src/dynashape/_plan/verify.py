@@ -57,7 +57,7 @@ def _base_dims(engine: Any, plan: Plan) -> dict[str, int]:
 
 
 def _time(engine: Any, dims: dict[str, int], sync: Callable[[], None]) -> float:
-    feed = make_real_inputs(engine.inputs, {s.name: shape_for(s, dims) for s in engine.inputs})
+    feed = make_real_inputs(engine.inputs, {s.name: shape_for(s, dims) for s in engine.inputs}, hints=engine.manifest.input_hints)
     for _ in range(WARM):
         engine.run(feed)
     sync()

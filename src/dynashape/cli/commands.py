@@ -178,7 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         shapes_in = parse_shapes(args.shapes)
         # NOTE: names, ranks and ranges are checked against the profiles before any allocation.
         engine.select_profile(shapes_in)
-        feed = make_inputs(engine.inputs, shapes_in)
+        feed = make_inputs(engine.inputs, shapes_in, hints=engine.manifest.input_hints)
     else:
         raise DynashapeError("no input", "--shapes NAME:SHAPE,... (random data) or --input-data in.npz")
     shapes = {n: tuple(np.shape(x)) for n, x in feed.items()}
