@@ -112,6 +112,14 @@ def test_plan_and_build_from_the_command_line(tmp_path: Path, bert_onnx: str, ca
     assert dynashape.load(engine_path).manifest.plan is not None
     assert main(["plan", "--dim", "seq", "--onnx", bert_onnx, "-o", str(plan_path)]) == 2
     assert "--dim 'seq'" in capsys.readouterr().err
+    # calibrated on the engine just built, and the build of that plan says what it measured
+    assert main(["plan", "--workload", str(log), "--loadEngine", str(engine_path), "--ladder", "--max-graphs", "3",
+                 "-o", str(plan_path)]) == 0
+    assert "calibrated on cpu" in capsys.readouterr().out
+    assert main(["build", "--onnx", bert_onnx, "--plan", str(plan_path), "--backend", "onnxruntime", "--saveEngine", str(engine_path)]) == 0
+    assert "measured at build (plain calls at 3 shape(s)): " in capsys.readouterr().out
+    assert main(["plan", "--workload", str(log), "--loadEngine", str(engine_path), "--onnx", bert_onnx, "-o", str(plan_path)]) == 2
+    assert "both --onnx and --loadEngine" in capsys.readouterr().err
 
 
 def test_the_build_times_the_engine_against_the_prediction(tmp_path: Path, planned: dynashape.Engine) -> None:
@@ -129,3 +137,21 @@ def test_the_build_times_the_engine_against_the_prediction(tmp_path: Path, plann
     text = str(dynashape.inspect(tmp_path / "t.engine"))
     assert f"measured at build (plain calls at {len(plan.ladder.buckets)} shape(s)): " in text
     assert "ms per proxy units" in text
+
+
+def test_plan_calibrated_on_an_engine_predicts_in_ms_and_the_build_checks_it(tmp_path: Path, bert_onnx: str) -> None:
+    """The engine is what calibration times: plain calls of a one-profile engine, in milliseconds,
+    and the planned engine's build reports its measured latency against that prediction."""
+    one = dynashape.build(bert_onnx, dims={"batch": (1, 1, 2), "seq": (4, 16, 32)}, backend="onnxruntime", quiet=True)
+    path = tmp_path / "one.engine"
+    one.save(path)
+    log = _log(tmp_path / "r.log", LENGTHS * 2)
+    plan = dynashape.plan(log, str(path), ladder=True, max_graphs=3, ranges={"batch": (1, 2)}, use_cache=False)
+    cost = plan.details["cost_model"]
+    assert cost["unit"] == "ms" and cost["derivation"].startswith("calibrated on cpu")
+    assert plan.predictions["latency_per_request"].unit == "ms"
+    built = dynashape.build(bert_onnx, backend="onnxruntime", plan=plan, quiet=True)
+    timing = built.manifest.plan.details["measured_at_build"]["latency"]
+    assert timing["unit"] == "ms" and "prediction_error" in timing and timing["latency_per_request_ms"] > 0
+    with pytest.raises(dynashape.DynashapeError, match="an engine built for the device and precision being planned"):
+        dynashape.plan(log, one, device="cpu", precision="fp16", use_cache=False)

@@ -171,6 +171,43 @@ def _median_ms(fn: Callable[[], Any], sync: Callable[[], None], *, budget_s: flo
     return float(np.median(times))
 
 
+def engine_timer(engine: Any, specs: Sequence[Any]) -> Timer:
+    """Plain calls of a built engine; on CUDA also its graph replays and their memory."""
+    from .padding import make_real_inputs
+
+    cuda = str(engine.device).startswith("cuda")
+    plain = engine.with_options(cuda_graphs=False)
+    graphed = engine.with_options(cuda_graphs=True, capture_on_demand=True, graph_cache_size=4) if cuda else None
+    sync: Callable[[], None] = lambda: None  # noqa: E731
+    if cuda:
+        import torch
+
+        sync = torch.cuda.synchronize
+
+    def timer(shapes: dict[str, tuple[int, ...]]) -> tuple[float, float | None, float, float]:
+        arrays = make_real_inputs(engine.inputs, shapes, hints=engine.manifest.input_hints)
+        feed: dict[str, Any] = dict(arrays)
+        if cuda:  # on the device already, as a server's requests are
+            import torch
+
+            feed = {n: torch.from_numpy(np.ascontiguousarray(v)).cuda() for n, v in arrays.items()}
+        outs = plain.run(feed)
+        out_bytes = float(sum(int(np.prod(o.shape)) * o.element_size() if hasattr(o, "element_size") else o.nbytes
+                              for o in outs.values()))
+        p = _median_ms(lambda: plain.run(feed), sync)
+        if graphed is None:
+            return p, None, 0.0, out_bytes
+        before = graphed.graph_stats()["graph_bytes"]
+        for _ in range(3):  # the cache's admission rule captures a shape once it has been seen
+            graphed.run(feed)
+        sync()
+        stats = graphed.graph_stats()
+        g = _median_ms(lambda: graphed.run(feed), sync) if stats["graphs"] else None
+        return p, g, float(max(stats["graph_bytes"] - before, 0) - out_bytes if stats["graphs"] else 0.0), out_bytes
+
+    return timer
+
+
 def onnxruntime_timer(model_bytes: bytes, specs: Sequence[Any]) -> Timer:
     """Plain calls in an ONNX Runtime CPU session (no CUDA graphs)."""
     import onnxruntime as ort

@@ -87,7 +87,14 @@ def summary_lines(plan: Plan, indent: str = "  ") -> list[str]:
         parts.append(f"build {p['build_time'].value:.4g} {p['build_time'].unit}")
     if parts:
         lines.append(f"{i2}predicted: " + ", ".join(parts))
-    measured = d.get("measured_at_build")
+    return lines + measured_lines(plan, indent=i2)
+
+
+def measured_lines(plan: Plan, *, indent: str = "") -> list[str]:
+    """What the build measured on the new engine (graph memory, latency against the prediction)."""
+    i2 = indent
+    lines: list[str] = []
+    measured = plan.details.get("measured_at_build")
     if measured and "graphs" in measured:
         lines.append(f"{i2}measured at build: {measured.get('graphs')} graphs, graph pool {measured.get('graph_pool_mb')} MiB"
                      + (f", outputs held by the graphs {measured['graph_outputs_mb']} MiB" if "graph_outputs_mb" in measured else ""))

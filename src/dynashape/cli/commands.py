@@ -162,6 +162,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     plan = engine.manifest.plan
     if plan is not None and plan.ladder is not None and plan.padding is not None:
         print(f"  ladder on '{plan.ladder.dim}': {len(plan.ladder.buckets)} buckets; padding {'safe' if plan.padding.safe else 'refused'}: {plan.padding.reason}")
+    if plan is not None:
+        from .._plan.report import measured_lines
+
+        for line in measured_lines(plan, indent="  "):
+            print(line)
     return 0
 
 

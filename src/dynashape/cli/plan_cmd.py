@@ -34,9 +34,10 @@ def _ranges(items: list[str]) -> dict[str, tuple[int, int]]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    if args.onnx and args.model:
-        raise DynashapeError("both --onnx and --model", "one model")
-    model: Any = args.onnx
+    given = [f for f, v in (("--onnx", args.onnx), ("--model", args.model), ("--loadEngine", args.load_engine)) if v]
+    if len(given) > 1:
+        raise DynashapeError(f"both {' and '.join(given)}", "one model")
+    model: Any = args.onnx or args.load_engine
     if args.model:
         if not args.model.startswith("zoo:"):
             raise DynashapeError(f"--model {args.model}", "zoo:NAME here (its inputs and dynamic axes are known)",
@@ -68,6 +69,8 @@ def add_parser(sub: Any) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--onnx", metavar="FILE", help="ONNX model: input specs and calibration")
     g.add_argument("--model", metavar="zoo:NAME", help="a zoo model instead of --onnx")
+    g.add_argument("--loadEngine", dest="load_engine", metavar="FILE", help="a built engine (one min..max profile will do): "
+                   "calibration times it as it runs, which predicts the planned engine far better than the source model")
     g = p.add_argument_group("target")
     g.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
     x = g.add_mutually_exclusive_group()
