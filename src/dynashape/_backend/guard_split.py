@@ -52,6 +52,8 @@ MAX_MODULUS = 64
 #: parts per profile, and torch.export calls per profile, before the split gives up
 MAX_PARTS = 64
 MAX_EXPORTS = 48
+#: a dim that torch specializes becomes classes of one value only over a range this small
+MAX_SINGLETON_RANGE = 8
 
 
 def dim_symbol(spec: TensorSpec, axis: int) -> str:
@@ -173,8 +175,12 @@ class _Splitter:
                 if lo == hi:
                     continue
                 if isinstance(v, int):
-                    # specialized: this trace is valid at v alone; the other values get their own
-                    # traces (and classes) in plan()
+                    # specialized: this trace is valid at v alone. Over a few values (batch 1..2 with
+                    # a `batch != 1` guard) the others get their own traces and classes in plan();
+                    # over a wide range it is a pin, and one export per value would take minutes
+                    # before failing anyway
+                    if hi - lo + 1 > MAX_SINGLETON_RANGE:
+                        raise self._error(f"torch.export fixed {d.name} to {v} (the model's code reads the size as a constant)", None)
                     fixed[d.name] = v
                     continue
                 expr = v.node.expr
