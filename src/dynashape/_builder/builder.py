@@ -314,7 +314,7 @@ def build(
     if precision not in impl.precisions:
         raise BackendError(f"precision {precision} with backend '{name}'", f"one of {', '.join(impl.precisions)}",
                            "use another backend or precision")
-    if (align or attention not in (None, "auto")) and name != "inductor":
+    if (align or attention not in (None, "auto", "default")) and name != "inductor":
         raise BackendError(f"align/attention with backend '{name}'", "the inductor backend for these options",
                            "build with backend='inductor' (--backend inductor), or drop them")
     if attention not in (None, "auto", "default", "sdpa"):
