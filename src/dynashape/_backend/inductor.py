@@ -36,7 +36,7 @@ from .._io import private_cache_dir, write_atomic
 from .._profiles import Profile
 from .._records import BuildSettings, Built, Manifest, ProfilePart, Source
 from .._specs import TensorSpec, dtype_name, identifier
-from .alignment import Aligner, plan_parts
+from .alignment import Aligner, is_conv_net, plan_parts
 from .attention import use_sdpa
 from .base import Backend, Runner
 from .guard_split import PlannedPart, split_profile
@@ -85,7 +85,7 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
     the graph and float outputs back, so the cast is fused into the first and last kernels.
     """
     compute = getattr(torch, _COMPUTE[settings.precision])
-    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in source.module.modules())
+    has_conv = is_conv_net(torch, source.module)
     channels_last = settings.channels_last if settings.channels_last is not None else (settings.device.startswith("cuda") and has_conv)
     module = source.module.eval()
     if settings.device != "cpu" or compute != torch.float32 or channels_last:

@@ -193,8 +193,7 @@ def engine_timer(engine: Any, specs: Sequence[Any]) -> Timer:
 
             feed = {n: torch.from_numpy(np.ascontiguousarray(v)).cuda() for n, v in arrays.items()}
         outs = plain.run(feed)
-        out_bytes = float(sum(int(np.prod(o.shape)) * o.element_size() if hasattr(o, "element_size") else o.nbytes
-                              for o in outs.values()))
+        out_bytes = float(sum(o.nbytes for o in outs.values()))  # numpy arrays and torch tensors alike
         p = _median_ms(lambda: plain.run(feed), sync)
         if graphed is None:
             return p, None, 0.0, out_bytes
