@@ -75,12 +75,22 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:600]}"
 
 
-def run_case(case: Case, out_dir: str, precision: str, on_step: Any = None) -> tuple[dict[str, str], dict[str, str]]:
-    """Every step of one model; ``on_step(cells, errors)`` after each, so a run cut off keeps what it did."""
+def run_case(case: Case, out_dir: str, precision: str, on_step: Any = None,
+             steps: set[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Every step of one model (or those in ``steps``, with the exports they need); ``on_step(cells,
+    errors)`` after each, so a run cut off keeps what it did."""
     cells: dict[str, str] = {}
     errors: dict[str, str] = {}
+    wanted = set(STEPS) if steps is None else set(steps)
+    # an export runs when asked for or when a step from its file is: check and onnxruntime read the
+    # TorchScript file (the dynamo file when there is none)
+    needs = {f"export:{ex}" for ex in EXPORTERS if f"export:{ex}" in wanted or f"inductor:{ex}" in wanted}
+    if wanted & {"check", "check+profile", "onnxruntime"}:
+        needs.add("export:torchscript")
 
     def step(name: str, fn: Any) -> Any:
+        if name not in wanted and name not in needs:
+            return None
         t0 = time.perf_counter()
         try:
             out = fn()
@@ -117,6 +127,8 @@ def run_case(case: Case, out_dir: str, precision: str, on_step: Any = None) -> t
 
         step("onnxruntime", ort)
     for source in ("module", *EXPORTERS):
+        if f"inductor:{source}" not in wanted:
+            continue
         src = model if source == "module" else files.get(source)
         if src is None:
             cells[f"inductor:{source}"] = "no file"
@@ -138,7 +150,12 @@ def main() -> int:
     p.add_argument("--only", help="comma-separated model names")
     p.add_argument("--skip-torchvision", action="store_true")
     p.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--steps", help="comma-separated steps to run (default all): " + ", ".join(STEPS)
+                   + "; the exports a step needs run too (a heavy model can be spread over several shards)")
     a = p.parse_args()
+    steps = None if not a.steps else set(a.steps.split(","))
+    if steps is not None and steps - set(STEPS):
+        p.error(f"unknown steps {sorted(steps - set(STEPS))}; expected some of: {', '.join(STEPS)}")
     if not torch.cuda.is_available():
         print("no CUDA device", file=sys.stderr)
         return 2
@@ -155,7 +172,7 @@ def main() -> int:
                         errs: list[tuple[str, str, str]] = errs) -> None:
                 _write(a.output, [*rows, (name, {**cells, "_partial": "1"})], errs + [(name, s, e) for s, e in errors.items()], a.precision)
 
-            cells, errors = run_case(case, tmp, a.precision, partial)
+            cells, errors = run_case(case, tmp, a.precision, partial, steps)
             rows.append((case.name, cells))
             errs += [(case.name, s, e) for s, e in errors.items()]
             _write(a.output, rows, errs, a.precision)
