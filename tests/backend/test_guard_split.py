@@ -10,6 +10,7 @@ stays free and unguarded: the split must restrict H alone.
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -192,6 +193,47 @@ def test_guard_relating_two_dims_is_one_clear_error() -> None:
     text = str(info.value)
     assert "relates several dims" in text and "H" in text and "W" in text
     assert "if x.shape[2] > x.shape[3]:" in text
+    # the point of the profile where it fails, so the user sees which branch the range crosses
+    point = re.search(r"fails at (\w+) = (\d+), (\w+) = (\d+)", text)
+    assert point, text
+    dims = {point[1]: int(point[2]), point[3]: int(point[4])}
+    assert dims["H"] > dims["W"]  # traced at opt (36x36, H <= W): a point of the other branch
+    assert LO <= dims["H"] <= HI and LO <= dims["W"] <= HI
+
+
+class RelatedButAlwaysTrue(nn.Module):
+    """A guard over H and W that holds at every size of the profile (``(H // 4) % ((H // 4) * (W // 4)) != 0``
+    holds whenever W >= 8), beside a parity guard on H that needs the split. Seen on the GPU (torch 2.11):
+    HF ResNet, Swin, wav2vec2 record such guards, which interval analysis cannot prove."""
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor]:
+        x = xs[0]
+        h, w = x.shape[2] // 4, x.shape[3] // 4
+        if h % (h * w) != 0:
+            x = x * 2
+        if x.shape[2] % 2:
+            x = x + 1
+        return (x.sum(1),)
+
+
+def test_a_guard_over_several_dims_that_holds_on_the_whole_profile_restricts_nothing() -> None:
+    prof = Profile({"x": ((1, 3, 8, 8), (1, 3, 12, 12), (1, 3, 16, 20))})
+    planned = _split(RelatedButAlwaysTrue(), prof)
+    assert sorted(p.part.describe() for p in planned if p.program is not None) == [
+        "H in 8..16 with H % 2 in {0}", "H in 9..15 with H % 2 in {1}"]
+    assert not [p for p in planned if p.program is None]  # no gap: the relation holds everywhere
+
+
+def test_a_guard_over_several_dims_is_checked_at_every_point() -> None:
+    import sympy
+
+    from dynashape._backend.guard_split import _holds_on_box
+
+    h, w = sympy.symbols("h w", integer=True, positive=True)
+    assert _holds_on_box(sympy.Lt(w // 8, (h // 8) * (w // 8)), {h: (32, 128), w: (32, 128)}) is True
+    # fails only at one corner of the box: found, not sampled past
+    assert _holds_on_box(sympy.Ne(h * w, 128 * 127), {h: (32, 128), w: (32, 128)}) == {h: 127, w: 128}
+    assert _holds_on_box(sympy.Lt(h, w), {h: (1, 10**4), w: (1, 10**4)}) is None  # 10^8 points: not enumerated
 
 
 class _BatchGuardNet(torch.nn.Module):

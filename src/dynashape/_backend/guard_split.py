@@ -13,8 +13,9 @@ How the parts are found:
    records its guards in the shape env instead of refusing (it does not check them at run time: the
    package silently computes garbage at a shape of another parity, which is why the guards must be
    read and enforced here).
-2. Guards that hold over the whole range (torch's own interval analysis proves them) are dropped.
-   The rest must each involve one dim; each is evaluated at every integer of the dim's range, giving
+2. Guards that hold over the whole range (torch's own interval analysis proves them, or, for a
+   guard over several dims, it holds at every point of the profile's box) are dropped. The rest
+   must each involve one dim; each is evaluated at every integer of the dim's range, giving
    the set of values where the trace is valid. Where that set misses values, the export is repeated
    with an example among them, which takes the other branch and gives the next class; a value at
    which the export itself fails becomes a gap (with the values that fail the same guards).
@@ -54,6 +55,9 @@ MAX_PARTS = 64
 MAX_EXPORTS = 48
 #: a dim that torch specializes becomes classes of one value only over a range this small
 MAX_SINGLETON_RANGE = 8
+#: a guard over several dims is checked at every point of the profile's box up to this many points
+#: (about a second of Python per million)
+MAX_BOX_POINTS = 2_000_000
 
 
 def dim_symbol(spec: TensorSpec, axis: int) -> str:
@@ -219,7 +223,22 @@ class _Splitter:
             text = _text(expr, {s: sym_to_dim[s].name for s in free})
             source = sources.get(str(g.expr)) or sources.get(str(expr)) or ""
             if len(free) > 1:
-                raise self._error(f"the guard `{text}` relates several dims", source)
+                # NOTE: torch 2.11 on CUDA records guards over several dims that hold everywhere in
+                # the profile (``(W // 8) < (H // 8) * (W // 8)``, i.e. H >= 16, from a broadcast or
+                # stride check; HF ResNet, EfficientNet, MobileNetV2, DETR, Swin, wav2vec2) and that
+                # interval analysis cannot prove (it loses the correlation of the two products). They
+                # are checked at every point of the profile's box instead: one that holds everywhere
+                # restricts nothing; one that fails somewhere would need a split along a relation
+                # of dims, which parts (one class per dim) cannot express.
+                named = {s: sym_to_dim[s].name for s in free}
+                verdict = _holds_on_box(expr, {s: ranges[named[s]] for s in free})
+                if verdict is True:
+                    continue
+                where = ("" if verdict is None else
+                         " and fails at " + ", ".join(f"{named[s]} = {v}" for s, v in verdict.items()))
+                more = (f" (over more than {MAX_BOX_POINTS} combinations of their values, too many to check one by one)"
+                        if verdict is None else "")
+                raise self._error(f"the guard `{text}` relates several dims{where}{more}", source)
             (sym,) = free
             d = sym_to_dim[sym]
             guard = _Guard(expr.xreplace({sym: self._sym(d.name)}), text, source)
@@ -354,6 +373,47 @@ def _always(expr: Any, ranges: dict[Any, tuple[int, int]]) -> bool:
         return bool(vr.is_singleton() and vr.lower)
     except Exception:
         return False
+
+
+def _holds_on_box(expr: Any, ranges: dict[Any, tuple[int, int]]) -> bool | dict[Any, int] | None:
+    """Whether a guard over several dims holds at every integer point of ``ranges``: True, the first
+    point where it fails, or None when the box has more than :data:`MAX_BOX_POINTS` points.
+
+    The guard is printed as Python by torch's own printer (the one its guard code uses), whose
+    ``//`` and ``%`` are Python's floor division and modulo, as torch's sympy ``FloorDiv`` and
+    ``PythonMod`` are defined; where the printed text does not evaluate, each point is evaluated
+    with sympy (slower, so over a smaller box).
+    """
+    import math
+
+    import sympy
+
+    syms = sorted(ranges, key=str)
+    points = math.prod(hi - lo + 1 for lo, hi in ranges.values())
+    axes = [range(ranges[s][0], ranges[s][1] + 1) for s in syms]
+    fn = None
+    try:
+        from torch.utils._sympy.printers import PythonPrinter
+
+        args = [sympy.Symbol(f"_d{i}", integer=True) for i in range(len(syms))]
+        code = PythonPrinter().doprint(expr.xreplace(dict(zip(syms, args, strict=True))))
+        fn = eval(f"lambda {', '.join(str(a) for a in args)}: bool({code})", {"math": math, "__builtins__": {"bool": bool, "min": min, "max": max, "abs": abs, "int": int}})  # noqa: S307
+        fn(*(ax[0] for ax in axes))
+    except Exception:
+        fn = None
+    if fn is None:
+        if points > MAX_BOX_POINTS // 100:
+            return None
+
+        def fn(*vals: int) -> bool:
+            r = expr.xreplace({s: sympy.Integer(v) for s, v in zip(syms, vals, strict=True)})
+            return r is sympy.true or (r is not sympy.false and bool(r))
+    elif points > MAX_BOX_POINTS:
+        return None
+    for vals in itertools.product(*axes):
+        if not fn(*vals):
+            return dict(zip(syms, vals, strict=True))
+    return True
 
 
 def _text(expr: Any, names: dict[Any, str]) -> str:

@@ -101,6 +101,9 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
     out_dtypes = [to_torch(s.dtype) if s.dtype in DTYPES and DTYPES[s.dtype].is_float else None for s in source.outputs]
 
     class Compute(torch.nn.Module):
+        #: TorchDynamo (a strict export) cannot enter a device context: off for that export
+        device_context = True
+
         def __init__(self) -> None:
             super().__init__()
             self.inner = module
@@ -116,7 +119,7 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
             # NOTE: tensors a graph creates without a device (torch.arange for ONNX Range in an
             # imported model, say) must land on the engine's device, or the trace mixes devices
             # ("found two different devices cuda:0, cpu", seen on the H200 for imported BERT/GPT-2).
-            with torch.device(device):
+            with torch.device(device) if self.device_context else contextlib.nullcontext():
                 outs = self.inner(*cast)
             return tuple(o.to(dt) if dt is not None and o.dtype != dt else o for o, dt in zip(outs, out_dtypes, strict=True))
 
@@ -152,6 +155,8 @@ def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
     try:
         return [PlannedPart(ProfilePart(-1, ()), torch.export.export(module, tuple(args), dynamic_shapes=(tuple(shapes),)))]
     except Exception as first:
+        if _data_dependent(first):
+            return [PlannedPart(ProfilePart(-1, ()), _export_strict(torch, module, args, shapes, profile, first))]
         # NOTE: named Dims fail when the model's code guards a dim (a parity test, a multiple of
         # 4, a branch on a comparison) or relates dims. Dim.DYNAMIC would export anyway, but torch
         # then drops the guards it cannot express and the package computes garbage where they fail
@@ -174,6 +179,49 @@ def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
                 "apply the fix torch suggests above (a reshape or a size read as a Python int pins a dim); "
                 "`dynashape check` on an ONNX export shows where",
             ) from first
+
+
+def _data_dependent(e: BaseException) -> bool:
+    """torch.export's failure on a branch that depends on an input's values (``if mask.all():``)."""
+    return type(e).__name__ in ("GuardOnDataDependentSymNode", "UserError") and "data-dependent" in str(e)
+
+
+def _export_strict(torch: Any, module: Any, args: list[Any], shapes: list[Any], profile: Profile, first: BaseException) -> Any:
+    """Export again through TorchDynamo (``strict=True``) after a data-dependent failure, or one error
+    that names the model's line.
+
+    NOTE: the default (non-strict) export runs the model's Python as it is, so a branch on data
+    (``if (mask == 1).all():``, common in attention-mask fast paths) needs a value it does not have.
+    Dynamo traces the same code with its own rules (and libraries check ``is_torchdynamo_compiling()``
+    to skip such fast paths), so it sometimes succeeds where the default fails; where it fails too,
+    no split by shapes can help: the branch is on values, not on dims.
+    """
+    from .guard_split import _user_frame
+
+    had = getattr(module, "device_context", None)
+    try:
+        if had is not None:
+            module.device_context = False
+        ep = torch.export.export(module, tuple(args), dynamic_shapes=(tuple(shapes),), strict=True)
+        log.info("torch.export: the model branches on input data; exported through TorchDynamo (strict=True)")
+        return ep
+    except Exception as second:
+        import traceback
+
+        where = _user_frame(traceback.extract_tb(first.__traceback__))
+        text = " ".join(str(first).split("consider using")[0].split())[:300]
+        raise BackendError(
+            f"torch.export cannot trace the model for profile {profile.describe()}: the model's code branches on the values "
+            f"of an input ({text})" + (f", at {where}" if where else "")
+            + f"; TorchDynamo's export failed too ({type(second).__name__}: {' '.join(str(second).split())[:200]})",
+            "a model whose control flow depends on shapes only",
+            "build from the model's ONNX file (`dynashape export`, then build the file: the exporter fixes the branch "
+            "for the example's data, so check that branch is the one every input takes), or rewrite the branch "
+            "with torch.cond or without reading values (a mask fast path can test `torch.compiler.is_compiling()`)",
+        ) from first
+    finally:
+        if had is not None:
+            module.device_context = had
 
 
 def _example_tensor(torch: Any, like: Any, shape: tuple[int, ...], device: str) -> Any:
