@@ -250,13 +250,32 @@ class _BatchGuardNet(torch.nn.Module):
 
 
 def test_a_dim_that_torch_specializes_becomes_a_class_of_one_value() -> None:
+    # NOTE: batch 1..16, as ResNet-50's 1..32 on the GPU: the trace at batch 1 is specialized, the
+    # one at the opt covers 2..16 (the range is wider than the singletons allowed: still two classes)
     m = _BatchGuardNet()
-    prof = Profile({"x": ((1, 3, 8, 8), (2, 3, 12, 8), (2, 3, 16, 8))})
+    prof = Profile({"x": ((1, 3, 8, 8), (2, 3, 12, 8), (16, 3, 16, 8))})
     e = dynashape.build(m, prof, backend="inductor", example_inputs={"x": torch.rand(2, 3, 12, 8)},
                         dynamic_axes={"x": {0: "batch", 2: "H"}}, quiet=True)
     described = sorted(p.describe() for p in e.manifest.parts)
     assert described == ["batch in 1..1, H in 8..16 with H % 2 in {0}", "batch in 1..1, H in 9..15 with H % 2 in {1}",
-                         "batch in 2..2, H in 8..16 with H % 2 in {0}", "batch in 2..2, H in 9..15 with H % 2 in {1}"], described
-    for b, h in ((1, 8), (2, 9), (1, 13), (2, 16), (1, 9), (2, 8)):
+                         "batch in 2..16, H in 8..16 with H % 2 in {0}", "batch in 2..16, H in 9..15 with H % 2 in {1}"], described
+    for b, h in ((1, 8), (2, 9), (1, 13), (16, 16), (1, 9), (7, 8)):
         x = torch.rand(b, 3, h, 8)
         np.testing.assert_allclose(next(iter(e.run({"x": x}).values())), m(x).numpy(), atol=1e-6)
+
+
+class _ReadsTheSize(torch.nn.Module):
+    """Reads a dim as a Python int: torch.export specializes it at every value (a pin, not a guard)."""
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor]:
+        x = xs[0]
+        return (x * float(int(x.shape[2])),)
+
+
+def test_a_dim_specialized_at_every_value_is_a_pin_refused_after_a_bounded_number_of_exports() -> None:
+    from dynashape._backend.guard_split import MAX_SINGLETONS
+
+    with pytest.raises(BackendError) as info:
+        _split(_ReadsTheSize(), Profile({"x": ((1, 3, 8, 8), (1, 3, 20, 8), (1, 3, 60, 8))}))
+    text = str(info.value)
+    assert f"fixed H to the example's value at {MAX_SINGLETONS + 1} values" in text and "reads the size as a constant" in text

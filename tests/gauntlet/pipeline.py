@@ -52,10 +52,18 @@ def build(case: Case, source: Any, backend: str, *, device: str = "cpu", precisi
 
 def parity(case: Case, model: torch.nn.Module, engine: dynashape.Engine, *, device: str = "cpu",
            precision: str = "fp32") -> float:
-    """Run the engine at min, mid and max against eager; returns the largest error relative to the tolerance."""
+    """Run the engine at min, mid and max against eager; returns the largest error relative to the tolerance.
+
+    In fp32 the engine must match eager within ``TOL``. In a reduced precision the question is whether
+    the engine is as accurate as eager in that precision: it passes within ``TOL`` of eager in the same
+    precision, or, where the two round differently (an engine built from an ONNX file computes a norm in
+    fp16 where the module upcasts it to fp32), when its largest error against eager fp32 on the same
+    device is at most twice eager's own plus ``atol``.
+    """
     rtol, atol = TOL[precision]
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     ref_model = model if (device == "cpu" and precision == "fp32") else _cast(model, device, dtype)
+    fp32_model = None if precision == "fp32" else _cast(model, device, torch.float32)
     worst = 0.0
     for which in ("min", "mid", "max"):
         feeds = case.example(which, seed=3)
@@ -67,12 +75,27 @@ def parity(case: Case, model: torch.nn.Module, engine: dynashape.Engine, *, devi
         outs = list(got.values())
         if len(outs) != len(refs):
             raise AssertionError(f"{len(outs)} outputs, eager gives {len(refs)}")
-        for o, r, in zip(outs, refs, strict=True):
+        refs32: list[Any] = [None] * len(refs)
+        for i, (o, r) in enumerate(zip(outs, refs, strict=True)):
             r = r.float().cpu().numpy()
             o = np.asarray(o, dtype=np.float32)
             if o.shape != r.shape:
                 raise AssertionError(f"at {which} {dict(case.at(which))}: output shape {o.shape}, eager {r.shape}")
             err = float(np.max(np.abs(o - r) / (atol + rtol * np.abs(r)))) if o.size else 0.0
+            if (not np.isfinite(err) or err > 1) and fp32_model is not None:
+                if refs32[0] is None:
+                    with torch.no_grad():
+                        r32 = fp32_model(**{k: v.to(device) for k, v in feeds.items()})
+                    refs32 = [r32] if isinstance(r32, torch.Tensor) else list(r32)
+                r32 = refs32[i].float().cpu().numpy()
+                engine_err, eager_err = float(np.max(np.abs(o - r32))), float(np.max(np.abs(r - r32)))
+                if np.isfinite(engine_err) and engine_err <= 2 * eager_err + atol:
+                    print(f"parity {case.name} at {which}: {np.max(np.abs(o - r)):.3g} from eager {precision}, but as accurate "
+                          f"against eager fp32 ({engine_err:.3g} vs eager {precision}'s {eager_err:.3g})", flush=True)
+                    continue
+                raise AssertionError(f"at {which} {dict(case.at(which))}: max abs diff {np.max(np.abs(o - r)):.3g} "
+                                     f"beyond rtol={rtol}, atol={atol}; against eager fp32 {engine_err:.3g}, "
+                                     f"where eager {precision} is {eager_err:.3g} from it")
             if not np.isfinite(err) or err > 1:
                 raise AssertionError(f"at {which} {dict(case.at(which))}: max abs diff {np.max(np.abs(o - r)):.3g} "
                                      f"beyond rtol={rtol}, atol={atol}")

@@ -53,8 +53,8 @@ MAX_MODULUS = 64
 #: parts per profile, and torch.export calls per profile, before the split gives up
 MAX_PARTS = 64
 MAX_EXPORTS = 48
-#: a dim that torch specializes becomes classes of one value only over a range this small
-MAX_SINGLETON_RANGE = 8
+#: a dim that torch specializes at this many values is a pin (the model reads the size as a constant)
+MAX_SINGLETONS = 8
 #: a guard over several dims is checked at every point of the profile's box up to this many points
 #: (about a second of Python per million)
 MAX_BOX_POINTS = 2_000_000
@@ -178,13 +178,14 @@ class _Splitter:
                 v = vals[i].shape[axis]
                 if lo == hi:
                     continue
+                if not isinstance(v, int) and getattr(v.node.expr, "is_number", False):
+                    v = int(v.node.expr)  # a SymInt that torch replaced by a constant: specialized too
                 if isinstance(v, int):
-                    # specialized: this trace is valid at v alone. Over a few values (batch 1..2 with
-                    # a `batch != 1` guard) the others get their own traces and classes in plan();
-                    # over a wide range it is a pin, and one export per value would take minutes
-                    # before failing anyway
-                    if hi - lo + 1 > MAX_SINGLETON_RANGE:
-                        raise self._error(f"torch.export fixed {d.name} to {v} (the model's code reads the size as a constant)", None)
+                    # specialized: this trace is valid at v alone, a class of one value; the other
+                    # values get their own traces in plan(). Torch 2.11 on CUDA guards `batch != 1`
+                    # (channels-last stride checks): the trace at batch 1 is then specialized, and the
+                    # one at batch 8 covers 2..32. A dim specialized at every value is a pin: plan()
+                    # stops after MAX_SINGLETONS of them
                     fixed[d.name] = v
                     continue
                 expr = v.node.expr
@@ -307,6 +308,9 @@ class _Splitter:
                 if v not in allowed:
                     raise self._error(f"the export at {d.name} = {v} records guards that exclude {v}", None)
                 classes[d.name].append(allowed)
+                if sum(len(c) == 1 for c in classes[d.name]) > MAX_SINGLETONS:
+                    raise self._error(f"torch.export fixed {d.name} to the example's value at {MAX_SINGLETONS + 1} values "
+                                      f"(the model's code reads the size as a constant)", None)
                 known += [g for g in t.guards[d.name] if g not in known]
                 covered |= allowed
         combos = list(itertools.product(*(classes[d.name] for d in self.dims)))
