@@ -195,6 +195,7 @@ def test_guard_relating_two_dims_is_one_clear_error() -> None:
     assert "if x.shape[2] > x.shape[3]:" in text
     # the point of the profile where it fails, so the user sees which branch the range crosses
     point = re.search(r"fails at (\w+) = (\d+), (\w+) = (\d+)", text)
+    assert "parts (at most" in text  # a diagonal cuts every value: too many parts
     assert point, text
     dims = {point[1]: int(point[2]), point[3]: int(point[4])}
     assert dims["H"] > dims["W"]  # traced at opt (36x36, H <= W): a point of the other branch
@@ -222,6 +223,43 @@ def test_a_guard_over_several_dims_that_holds_on_the_whole_profile_restricts_not
     assert sorted(p.part.describe() for p in planned if p.program is not None) == [
         "H in 8..16 with H % 2 in {0}", "H in 9..15 with H % 2 in {1}"]
     assert not [p for p in planned if p.program is None]  # no gap: the relation holds everywhere
+
+
+class CornerBranch(nn.Module):
+    """A branch on a 1x1 feature map (``(H // 8) * (W // 8) != 1``), as EfficientNet's and MobileNetV2's
+    guards under torch.export: the trace at the opt is wrong where both H and W are below 16."""
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor]:
+        x = xs[0]
+        if (x.shape[2] // 8) * (x.shape[3] // 8) != 1:
+            return (x.sum(1) * 2,)
+        return (x.sum(1) + 1,)
+
+
+class _First(nn.Module):
+    """``forward(x) -> tensor`` around a module of the backend's calling convention."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)[0]
+
+
+def test_a_guard_over_several_dims_that_picks_a_branch_in_a_corner_cuts_the_ranges() -> None:
+    prof = Profile({"x": ((1, 3, 8, 8), (1, 3, 16, 16), (1, 3, 24, 24))})
+    planned = _split(CornerBranch(), prof)
+    parts = sorted((p.part.describe(), id(p.program)) for p in planned if p.program is not None)
+    assert [d for d, _ in parts] == ["H in 16..24, W in 16..24", "H in 16..24, W in 8..15", "H in 8..15, W in 16..24",
+                                     "H in 8..15, W in 8..15"], parts
+    programs = {i for _, i in parts}
+    assert len(programs) == 2  # the opt's trace serves the three cells where the guard holds: one compile for them
+    e = dynashape.build(_First(CornerBranch()), prof, backend="inductor", example_inputs={"x": torch.rand(1, 3, 16, 16)},
+                        dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True, align={})
+    for h, w in ((8, 8), (15, 15), (8, 20), (20, 8), (16, 16), (24, 24), (15, 16)):
+        x = torch.rand(1, 3, h, w)
+        np.testing.assert_allclose(next(iter(e.run({"x": x}).values())), CornerBranch()(x)[0].numpy(), atol=1e-5)
 
 
 def test_a_guard_over_several_dims_is_checked_at_every_point() -> None:
@@ -262,6 +300,41 @@ def test_a_dim_that_torch_specializes_becomes_a_class_of_one_value() -> None:
     for b, h in ((1, 8), (2, 9), (1, 13), (16, 16), (1, 9), (7, 8)):
         x = torch.rand(b, 3, h, 8)
         np.testing.assert_allclose(next(iter(e.run({"x": x}).values())), m(x).numpy(), atol=1e-6)
+
+
+class _BenignBatchGuardNet(torch.nn.Module):
+    """``batch != 1`` that changes no value (as torch 2.11's channels-last stride checks on CUDA), beside
+    a parity guard on H: batch 1 is padded to 2 instead of getting packages of its own."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != 1:
+            x = x.contiguous()
+        if x.shape[2] % 2:
+            x = x + 1
+        return x.sum(1)
+
+
+def test_the_lowest_value_traced_alone_runs_padded_when_padding_is_safe() -> None:
+    m = _BenignBatchGuardNet()
+    prof = Profile({"x": ((1, 3, 8, 8), (2, 3, 12, 8), (16, 3, 16, 8))})
+    e = dynashape.build(m, prof, backend="inductor", example_inputs={"x": torch.rand(2, 3, 12, 8)},
+                        dynamic_axes={"x": {0: "batch", 2: "H"}}, quiet=True)
+    described = sorted(p.describe() for p in e.manifest.parts)
+    assert described == ["batch in 2..16, H in 8..16 with H % 2 in {0}", "batch in 2..16, H in 9..15 with H % 2 in {1}"], described
+    edge = [d for d in e.manifest.backend_data["alignment"][0]["dims"] if d.get("edge")]
+    assert [(d["name"], d["step"], d["aligned"]) for d in edge] == [("batch", 2, [2, 2])]
+    for b, h in ((1, 8), (1, 9), (2, 9), (16, 16), (3, 13)):
+        x = torch.rand(b, 3, h, 8)
+        np.testing.assert_allclose(next(iter(e.run({"x": x}).values())), m(x).numpy(), atol=1e-6)
+    # and it survives save/load (the record is schema-checked)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        e.save(f"{d}/e.engine")
+        loaded = dynashape.load(f"{d}/e.engine")
+        assert "batch = 1 runs padded to 2" in str(dynashape.inspect(f"{d}/e.engine"))
+        x = torch.rand(1, 3, 11, 8)
+        np.testing.assert_allclose(next(iter(loaded.run({"x": x}).values())), m(x).numpy(), atol=1e-6)
 
 
 class _ReadsTheSize(torch.nn.Module):

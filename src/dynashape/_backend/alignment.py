@@ -40,7 +40,7 @@ from .._plan.record import Ladder, Padding
 from .._profiles import Profile
 from .._records import DimClass, ProfilePart, Source
 from .._specs import TensorSpec, identifier
-from .guard_split import PlannedPart, dim_symbol, free_dims
+from .guard_split import FreeDim, PlannedPart, dim_symbol, free_dims
 
 log = logging.getLogger("dynashape")
 
@@ -122,6 +122,20 @@ def padding_verdict(torch: Any, source: Source, profile: Profile, dim: AlignedDi
     return check_padding(run, source.inputs, [o.name for o in source.outputs], ladder, low=dim.lo, atol=_ATOL, rtol=_RTOL)
 
 
+def edge_record(torch: Any, source: Source, profile: Profile, d: FreeDim) -> dict[str, Any]:
+    """The alignment record that pads dim ``d``'s lowest value to the next one (and only that value),
+    with the padding verdict of the source model: step ``lo + 1``, served multiples ``[lo + 1, lo + 1]``.
+
+    For the guard split's edge classes (:func:`dynashape._backend.guard_split.split_profile`); the
+    :class:`Aligner` pads a value up to the next multiple of the step when that multiple is at most the
+    top of ``aligned``, so ``lo`` pads to ``lo + 1`` and no other value is touched.
+    """
+    step = d.lo + 1
+    verdict = padding_verdict(torch, source, profile, AlignedDim(d.name, step, d.places, d.lo, d.hi))
+    return {"name": d.name, "step": step, "lo": d.lo, "hi": d.hi, "aligned": [step, step], "padding": verdict.to_json(),
+            "edge": True}
+
+
 def export_aligned(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, dims: Sequence[AlignedDim],
                    make_example: Callable[[int, tuple[int, ...]], Any]) -> PlannedPart:
     """``torch.export`` the aligned part: ``Dim(k) * step`` for aligned dims, ``Dim(min, max)`` for the rest."""
@@ -198,6 +212,10 @@ def part_lines(record: dict[str, Any]) -> list[str]:
     lines = []
     for d in record.get("dims", ()):
         pad = d.get("padding")
+        if d.get("edge"):
+            lines.append(f"    {d['name']} = {d['lo']} runs padded to {d['step']} (torch's trace at {d['lo']} is valid there "
+                         f"alone; padding is safe: {pad['reason'] if pad else '?'})")
+            continue
         how = ("not padded" if pad is None else
                f"padded to the next multiple ({pad['reason']})" if pad["safe"] else f"padding refused ({pad['reason']})")
         lines.append(f"    aligned: {d['name']} by {d['step']} (package for {d['aligned'][0]}..{d['aligned'][1]}), other values "
@@ -216,7 +234,9 @@ class Aligner:
         self.rules: list[list[tuple[int, int, list[tuple[int, int]], list[float], list[tuple[tuple[int, int, int], ...]]]]] = []
         for rec in records:
             rules = []
-            for d in (rec or {}).get("dims", ()) if not (rec or {}).get("skipped") else ():
+            for d in (rec or {}).get("dims", ()):
+                if (rec or {}).get("skipped") and not d.get("edge"):
+                    continue  # the aligned package was not built; a padded edge value still pads
                 pad = d.get("padding")
                 if not pad or not pad["safe"]:
                     continue

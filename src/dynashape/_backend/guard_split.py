@@ -84,6 +84,16 @@ class _Guard:
     source: str
 
 
+@dataclass(frozen=True)
+class _Relation:
+    """A guard over several dims that fails somewhere in the profile's box."""
+
+    expr: Any  # sympy, in the dims' own symbols (``sympy.Symbol(name, integer=True)``)
+    dims: tuple[str, ...]  # sorted
+    text: str
+    source: str
+
+
 @dataclass
 class _Trace:
     """One ``Dim.DYNAMIC`` export and what its guards allow, per dim."""
@@ -91,6 +101,7 @@ class _Trace:
     program: Any
     allowed: dict[str, frozenset[int]]  # dim name -> values where every guard on that dim holds
     guards: dict[str, list[_Guard]]  # dim name -> the guards that restrict it
+    relations: list[_Relation] = field(default_factory=list)  # guards over several dims, checked per part
 
 
 @dataclass
@@ -122,12 +133,14 @@ class _Splitter:
     """The state of one profile's split: the exports made so far and what they allow."""
 
     def __init__(self, torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile,
-                 dims: list[FreeDim], make_example: Callable[[int, tuple[int, ...]], Any]) -> None:
+                 dims: list[FreeDim], make_example: Callable[[int, tuple[int, ...]], Any],
+                 edge_padding: Callable[[FreeDim], bool] | None = None) -> None:
         import sympy
 
         self.torch, self.sympy = torch, sympy
         self.module, self.inputs, self.profile, self.dims = module, list(inputs), profile, dims
         self.make_example = make_example
+        self.edge_padding = edge_padding
         self.exports = 0
         self._cache: dict[tuple[Any, int], bool] = {}
         self._traces: dict[Any, _Trace] = {}
@@ -211,6 +224,7 @@ class _Splitter:
                 hi = min(hi, int(vr.upper))
             allowed[d.name] = allowed[d.name] & frozenset(range(lo, hi + 1))
         seen = set()
+        relations: list[_Relation] = []
         for g in shape_env.guards:
             expr = g.expr
             with contextlib.suppress(Exception):
@@ -224,29 +238,26 @@ class _Splitter:
             text = _text(expr, {s: sym_to_dim[s].name for s in free})
             source = sources.get(str(g.expr)) or sources.get(str(expr)) or ""
             if len(free) > 1:
-                # NOTE: torch 2.11 on CUDA records guards over several dims that hold everywhere in
-                # the profile (``(W // 8) < (H // 8) * (W // 8)``, i.e. H >= 16, from a broadcast or
-                # stride check; HF ResNet, EfficientNet, MobileNetV2, DETR, Swin, wav2vec2) and that
-                # interval analysis cannot prove (it loses the correlation of the two products). They
-                # are checked at every point of the profile's box instead: one that holds everywhere
-                # restricts nothing; one that fails somewhere would need a split along a relation
-                # of dims, which parts (one class per dim) cannot express.
+                # NOTE: torch records guards over several dims. Some hold everywhere in the profile
+                # (``(W // 8) < (H // 8) * (W // 8)``, i.e. H >= 16, from a broadcast or stride check,
+                # seen with torch 2.11 on CUDA in HF ResNet, DETR, wav2vec2) although interval analysis
+                # cannot prove them (it loses the correlation of the two products): checked at every
+                # point of the box, they restrict nothing. Others pick a branch in a corner of the box
+                # (``(H // 32) * (W // 32) != 1``: a 1x1 feature map, EfficientNet and MobileNetV2):
+                # plan() cuts the dims' ranges where such a guard changes, and every part checks it.
                 named = {s: sym_to_dim[s].name for s in free}
-                verdict = _holds_on_box(expr, {s: ranges[named[s]] for s in free})
-                if verdict is True:
+                if _holds_on_box(expr, {s: ranges[named[s]] for s in free}) is True:
                     continue
-                where = ("" if verdict is None else
-                         " and fails at " + ", ".join(f"{named[s]} = {v}" for s, v in verdict.items()))
-                more = (f" (over more than {MAX_BOX_POINTS} combinations of their values, too many to check one by one)"
-                        if verdict is None else "")
-                raise self._error(f"the guard `{text}` relates several dims{where}{more}", source)
+                relations.append(_Relation(expr.xreplace({s: self._sym(n) for s, n in named.items()}),
+                                           tuple(sorted(named.values())), text, source))
+                continue
             (sym,) = free
             d = sym_to_dim[sym]
             guard = _Guard(expr.xreplace({sym: self._sym(d.name)}), text, source)
             lo, hi = ranges[d.name]
             allowed[d.name] = allowed[d.name] & frozenset(v for v in range(lo, hi + 1) if self._holds(guard, v))
             guards[d.name].append(guard)
-        return _Trace(ep, allowed, guards)
+        return _Trace(ep, allowed, guards, relations)
 
     def _sym(self, name: str) -> Any:
         return self.sympy.Symbol(name, integer=True)
@@ -313,6 +324,24 @@ class _Splitter:
                                       f"(the model's code reads the size as a constant)", None)
                 known += [g for g in t.guards[d.name] if g not in known]
                 covered |= allowed
+        # guards over several dims: each dim's classes are cut where one of them changes along it
+        relations = list(dict.fromkeys(r for t in self._traces.values() for r in t.relations))
+        if relations:
+            cuts = self._cuts(relations, full)
+            for d in self.dims:
+                if cuts[d.name]:
+                    bounds = [d.lo, *cuts[d.name], d.hi + 1]
+                    pieces = [frozenset(range(a, b)) for a, b in itertools.pairwise(bounds)]
+                    classes[d.name] = [c & p for c in classes[d.name] for p in pieces if c & p]
+        for d in self.dims:
+            # NOTE: a class of the profile's lowest value alone next to a class that holds the value
+            # above it (torch 2.11's `batch != 1` on CUDA: {1} and 2..32) doubles the packages of every
+            # other dim's classes. Where padding along the dim keeps the outputs (checked on the source
+            # model by the caller), that value runs padded to the next one instead, in its package.
+            edge = frozenset([d.lo])
+            if (self.edge_padding is not None and edge in classes[d.name]
+                    and any(d.lo + 1 in c for c in classes[d.name] if c != edge) and self.edge_padding(d)):
+                classes[d.name] = [c for c in classes[d.name] if c != edge]
         combos = list(itertools.product(*(classes[d.name] for d in self.dims)))
         if len(combos) > MAX_PARTS:
             raise self._error(f"the guards split it into {len(combos)} parts (at most {MAX_PARTS})", None)
@@ -326,19 +355,70 @@ class _Splitter:
                 if (c.lo, c.hi, c.modulus) != (d.lo, d.hi, 1):
                     dim_classes.append(c)
             # NOTE: each part keeps the profile's whole range in its export (the engine checks the
-            # class before it calls the package), so the traces made while finding the classes are
-            # reused whenever a part's example is one of theirs.
-            t = self.trace(example, full)
+            # class before it calls the package), so a trace already made is reused for every part
+            # where its guards hold (the builder then compiles that program once for all of them).
+            cell = dict(zip((d.name for d in self.dims), combo, strict=True))
+            t = next((t0 for t0 in self._traces.values() if self._valid(t0, cell)), None) or self.trace(example, full)
             for c in dim_classes:
                 missing = [v for v in range(c.lo, c.hi + 1) if c.contains(v) and v not in t.allowed[c.name]]
                 if missing:
                     raise self._error(f"the part {c.describe()} traced at {c.name} = {example[c.name]} is not valid "
                                       f"at {c.name} = {missing[0]}", None)
+            for r in t.relations:
+                bad = self._fails_in(r, cell)
+                if bad is not None:
+                    where = ", ".join(f"{n} = {v}" for n, v in bad.items())
+                    raise self._error(f"the guard `{r.text}` relates several dims and fails at {where}, inside the part "
+                                      f"traced at {', '.join(f'{n} = {example[n]}' for n in r.dims)}", r.source)
             guard_list = [g for d in self.dims for g in t.guards[d.name]]
             part = ProfilePart(-1, tuple(dim_classes), tuple(dict.fromkeys(g.text for g in guard_list)),
                                tuple(dict.fromkeys(g.source for g in guard_list if g.source)))
             parts.append(PlannedPart(part, t.program, example))
         return parts + gaps
+
+    def _cuts(self, relations: list[_Relation], full: dict[str, tuple[int, int]]) -> dict[str, list[int]]:
+        """Per dim, the values ``v`` where some relation's truth differs between ``v - 1`` and ``v`` for
+        some values of the other dims: the grid whose cells the relations are constant on, when they
+        are functions of per-dim steps (a feature map's size is). A diagonal (``H > W``) cuts at every
+        value, and the split then exceeds its parts."""
+        import numpy as np
+
+        out: dict[str, set[int]] = {d.name: set() for d in self.dims}
+        for r in relations:
+            box = {self._sym(n): full[n] for n in r.dims}
+            table = _truth_table(r.expr, box)
+            if table is None:
+                raise self._error(f"the guard `{r.text}` relates several dims over more than {MAX_BOX_POINTS} "
+                                  f"combinations of their values, too many to check one by one", r.source)
+            for axis, n in enumerate(r.dims):
+                changes = np.diff(table.astype(np.int8), axis=axis) != 0
+                other = tuple(a for a in range(table.ndim) if a != axis)
+                flips = np.flatnonzero(changes.any(axis=other) if other else changes)
+                out[n] |= {full[n][0] + int(i) + 1 for i in flips}
+        total = 1
+        for c in out.values():
+            total *= len(c) + 1
+        if total > MAX_PARTS:
+            worst = max(relations, key=lambda r: len(r.dims))
+            bad = _holds_on_box(worst.expr, {self._sym(n): full[n] for n in worst.dims})
+            where = "" if not isinstance(bad, dict) else " (it fails at " + ", ".join(f"{s} = {v}" for s, v in bad.items()) + ")"
+            raise self._error(f"the guard `{worst.text}` relates several dims{where}, and cutting their ranges where it "
+                              f"changes makes {total} parts (at most {MAX_PARTS})", worst.source)
+        return {n: sorted(c) for n, c in out.items()}
+
+    def _valid(self, t: _Trace, cell: dict[str, frozenset[int]]) -> bool:
+        """Whether trace ``t`` is valid on the whole cell: every dim's values allowed, every relation true."""
+        return (all(cell[n] <= t.allowed[n] for n in cell)
+                and all(self._fails_in(r, cell) is None for r in t.relations))
+
+    def _fails_in(self, r: _Relation, cell: dict[str, frozenset[int]]) -> dict[str, int] | None:
+        """The first point of the part's cell where relation ``r`` fails, or None."""
+        syms = [self._sym(n) for n in r.dims]
+        fn = _compile(r.expr, syms)
+        for vals in itertools.product(*(sorted(cell[n]) for n in r.dims)):
+            if not fn(*vals):
+                return dict(zip(r.dims, vals, strict=True))
+        return None
 
     def _signature(self, guards: list[_Guard], v: int) -> tuple[bool, ...]:
         return tuple(self._holds(g, v) for g in guards)
@@ -357,12 +437,34 @@ class _Splitter:
                           f"(modulus up to {MAX_MODULUS}): {sorted(values)[:12]}...", None)
 
 
-def split_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile,
-                  make_example: Callable[[int, tuple[int, ...]], Any]) -> list[PlannedPart]:
-    """The parts of ``profile`` (packages to compile first, then gaps); ``ProfilePart.profile`` is -1 until
-    the caller numbers them."""
+def restricting_guards(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, program: Any) -> list[str]:
+    """The guards of an exported ``program`` that fail somewhere in the profile (empty: its trace is valid
+    at every shape of the profile).
+
+    NOTE: torch.export with named ``Dim`` s refuses a guard on one dim that a range cannot express, but
+    (torch 2.13) accepts a guard over several dims, keeping it only as a check in ``ep.module()``, which
+    AOTInductor's package does not run: the package then computes the other branch's result where the
+    guard fails. So a program is read like the split's traces before it is trusted over the profile.
+    """
     dims = free_dims(inputs, profile)
-    return _Splitter(torch, module, inputs, profile, dims, make_example).plan()
+    splitter = _Splitter(torch, module, inputs, profile, dims, lambda i, shape: None)
+    full = {d.name: (d.lo, d.hi) for d in dims}
+    t = splitter._read(program, full, {})
+    out = [g.text for d in dims for g in t.guards[d.name] if t.allowed[d.name] != frozenset(range(d.lo, d.hi + 1))]
+    return out + [r.text for r in t.relations]
+
+
+def split_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile,
+                  make_example: Callable[[int, tuple[int, ...]], Any],
+                  edge_padding: Callable[[FreeDim], bool] | None = None) -> list[PlannedPart]:
+    """The parts of ``profile`` (packages to compile first, then gaps); ``ProfilePart.profile`` is -1 until
+    the caller numbers them.
+
+    ``edge_padding(dim)``: asked when torch's trace at the dim's lowest value is valid there alone;
+    True (the caller checked that padding along the dim is safe and will pad that value to the next
+    one at run time) drops that value's class, and its packages."""
+    dims = free_dims(inputs, profile)
+    return _Splitter(torch, module, inputs, profile, dims, make_example, edge_padding).plan()
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -379,45 +481,67 @@ def _always(expr: Any, ranges: dict[Any, tuple[int, int]]) -> bool:
         return False
 
 
-def _holds_on_box(expr: Any, ranges: dict[Any, tuple[int, int]]) -> bool | dict[Any, int] | None:
-    """Whether a guard over several dims holds at every integer point of ``ranges``: True, the first
-    point where it fails, or None when the box has more than :data:`MAX_BOX_POINTS` points.
+def _compile(expr: Any, syms: Sequence[Any]) -> Callable[..., bool]:
+    """A guard as a Python function of its symbols' values.
 
-    The guard is printed as Python by torch's own printer (the one its guard code uses), whose
-    ``//`` and ``%`` are Python's floor division and modulo, as torch's sympy ``FloorDiv`` and
-    ``PythonMod`` are defined; where the printed text does not evaluate, each point is evaluated
-    with sympy (slower, so over a smaller box).
+    Printed by torch's own printer (the one its guard code uses), whose ``//`` and ``%`` are Python's
+    floor division and modulo, as torch's sympy ``FloorDiv`` and ``PythonMod`` are defined; where the
+    printed text does not evaluate, each point is evaluated with sympy (about 100x slower).
     """
     import math
 
     import sympy
 
-    syms = sorted(ranges, key=str)
-    points = math.prod(hi - lo + 1 for lo, hi in ranges.values())
-    axes = [range(ranges[s][0], ranges[s][1] + 1) for s in syms]
-    fn = None
     try:
         from torch.utils._sympy.printers import PythonPrinter
 
         args = [sympy.Symbol(f"_d{i}", integer=True) for i in range(len(syms))]
         code = PythonPrinter().doprint(expr.xreplace(dict(zip(syms, args, strict=True))))
-        fn = eval(f"lambda {', '.join(str(a) for a in args)}: bool({code})", {"math": math, "__builtins__": {"bool": bool, "min": min, "max": max, "abs": abs, "int": int}})  # noqa: S307
-        fn(*(ax[0] for ax in axes))
+        builtins = {"bool": bool, "min": min, "max": max, "abs": abs, "int": int}
+        # NOTE: the text is torch's printing of a sympy expression that torch built during our own
+        # trace (symbols renamed to _d0.., integers and operators only), evaluated without builtins
+        fn: Callable[..., bool] = eval(f"lambda {', '.join(str(a) for a in args)}: bool({code})",
+                                       {"math": math, "__builtins__": builtins})
+        fn(*(2 for _ in syms))
+        fn.fast = True  # type: ignore[attr-defined]
+        return fn
     except Exception:
-        fn = None
-    if fn is None:
-        if points > MAX_BOX_POINTS // 100:
-            return None
-
-        def fn(*vals: int) -> bool:
+        def slow(*vals: int) -> bool:
             r = expr.xreplace({s: sympy.Integer(v) for s, v in zip(syms, vals, strict=True)})
             return r is sympy.true or (r is not sympy.false and bool(r))
-    elif points > MAX_BOX_POINTS:
+
+        return slow
+
+
+def _truth_table(expr: Any, ranges: dict[Any, tuple[int, int]]) -> Any:
+    """The guard's value at every integer point of ``ranges`` (a numpy bool array, axes in the order of
+    ``sorted(ranges, key=str)``), or None when the box has more than :data:`MAX_BOX_POINTS` points."""
+    import math
+
+    import numpy as np
+
+    syms = sorted(ranges, key=str)
+    axes = [range(ranges[s][0], ranges[s][1] + 1) for s in syms]
+    fn = _compile(expr, syms)
+    points = math.prod(len(a) for a in axes)
+    if points > (MAX_BOX_POINTS if getattr(fn, "fast", False) else MAX_BOX_POINTS // 100):
         return None
-    for vals in itertools.product(*axes):
-        if not fn(*vals):
-            return dict(zip(syms, vals, strict=True))
-    return True
+    return np.fromiter((fn(*v) for v in itertools.product(*axes)), dtype=bool, count=points).reshape([len(a) for a in axes])
+
+
+def _holds_on_box(expr: Any, ranges: dict[Any, tuple[int, int]]) -> bool | dict[Any, int] | None:
+    """Whether a guard over several dims holds at every integer point of ``ranges``: True, the first
+    point where it fails, or None when the box is too large to enumerate (:func:`_truth_table`)."""
+    import numpy as np
+
+    table = _truth_table(expr, ranges)
+    if table is None:
+        return None
+    if table.all():
+        return True
+    syms = sorted(ranges, key=str)
+    first = np.unravel_index(int(np.flatnonzero(~table.ravel())[0]), table.shape)
+    return {s: ranges[s][0] + int(i) for s, i in zip(syms, first, strict=True)}
 
 
 def _text(expr: Any, names: dict[Any, str]) -> str:

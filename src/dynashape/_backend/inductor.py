@@ -24,7 +24,7 @@ import stat
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from .. import _progress
@@ -36,10 +36,10 @@ from .._io import private_cache_dir, write_atomic
 from .._profiles import Profile
 from .._records import BuildSettings, Built, Manifest, ProfilePart, Source
 from .._specs import TensorSpec, dtype_name, identifier
-from .alignment import Aligner, is_conv_net, plan_parts
+from .alignment import Aligner, edge_record, is_conv_net, plan_parts
 from .attention import use_sdpa
 from .base import Backend, Runner
-from .guard_split import PlannedPart, split_profile
+from .guard_split import FreeDim, PlannedPart, restricting_guards, split_profile
 from .guard_split import dim_symbol as _symbol
 
 log = logging.getLogger("dynashape")
@@ -127,7 +127,7 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
 
 
 def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, device: str,
-                   example_like: Sequence[Any]) -> list[PlannedPart]:
+                   example_like: Sequence[Any], edge_padding: Callable[[FreeDim], bool] | None = None) -> list[PlannedPart]:
     """``torch.export`` ``module`` for one profile: dims free where min < max, example at opt.
 
     One part (``dims`` empty) where torch.export keeps every dim free over the whole profile; else
@@ -152,18 +152,29 @@ def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
                 example[axis] = min(2, hi)
         shapes.append(axes or None)
         args.append(_example_tensor(torch, like, tuple(example), device))
+
+    def split() -> list[PlannedPart]:
+        return split_profile(torch, module, inputs, profile,
+                             lambda i, shape: _example_tensor(torch, example_like[i], shape, device), edge_padding)
+
     try:
-        return [PlannedPart(ProfilePart(-1, ()), torch.export.export(module, tuple(args), dynamic_shapes=(tuple(shapes),)))]
+        program = torch.export.export(module, tuple(args), dynamic_shapes=(tuple(shapes),))
     except Exception as first:
         if _data_dependent(first):
-            return [PlannedPart(ProfilePart(-1, ()), _export_strict(torch, module, args, shapes, profile, first))]
+            program = _export_strict(torch, module, args, shapes, profile, first)
+            restricting = restricting_guards(torch, module, inputs, profile, program)
+            if restricting:  # the split's traces are non-strict: they cannot take this model's branch on data
+                raise BackendError(
+                    f"the model branches on input data (exported through TorchDynamo for {profile.describe()}), and its "
+                    f"trace holds only where {'; '.join(restricting)[:300]}",
+                    "a trace valid over the whole profile", "narrow the profile to values where those guards hold") from first
+            return [PlannedPart(ProfilePart(-1, ()), program)]
         # NOTE: named Dims fail when the model's code guards a dim (a parity test, a multiple of
         # 4, a branch on a comparison) or relates dims. Dim.DYNAMIC would export anyway, but torch
         # then drops the guards it cannot express and the package computes garbage where they fail
         # (seen: errors of 1e17 at the other parity), so the guards are read and the profile split.
         try:
-            return split_profile(torch, module, inputs, profile,
-                                 lambda i, shape: _example_tensor(torch, example_like[i], shape, device))
+            return split()
         except BackendError:
             raise
         except Exception as second:
@@ -179,6 +190,15 @@ def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
                 "apply the fix torch suggests above (a reshape or a size read as a Python int pins a dim); "
                 "`dynashape check` on an ONNX export shows where",
             ) from first
+    try:
+        restricting = restricting_guards(torch, module, inputs, profile, program)
+    except BackendError as e:
+        restricting = [str(e)]
+    if restricting:
+        log.info("torch.export kept the dims free, but its trace holds only where %s: splitting the profile",
+                 "; ".join(restricting)[:300])
+        return split()
+    return [PlannedPart(ProfilePart(-1, ()), program)]
 
 
 def _data_dependent(e: BaseException) -> bool:
@@ -324,15 +344,29 @@ class InductorBackend(Backend):
             for k, profile in enumerate(profiles):
                 t = time.perf_counter()
                 _progress.say(f"build: profile {k + 1} of {len(profiles)}: torch.export + AOTInductor ({profile.describe()})")
+                edges: list[dict[str, Any]] = []
+
+                def edge_padding(d: FreeDim, profile: Profile = profile, edges: list[dict[str, Any]] = edges) -> bool:
+                    rec = edge_record(torch, source, profile, d)
+                    (log.info if rec["padding"]["safe"] else log.warning)(
+                        "profile: %s = %d is a trace of its own; padding it to %d %s: %s", d.name, d.lo, d.lo + 1,
+                        "instead" if rec["padding"]["safe"] else "is refused, so it gets its own packages", rec["padding"]["reason"])
+                    if rec["padding"]["safe"]:
+                        edges.append(rec)
+                    return bool(rec["padding"]["safe"])
+
                 def general(profile: Profile = profile) -> list[PlannedPart]:
-                    return export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs)
+                    return export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs, edge_padding)
 
                 planned, record = plan_parts(torch, module, source, profile, align, settings.align_pad, general,
                                              lambda i, shape: _example_tensor(torch, source.example_inputs[i], shape, settings.device))
+                if edges:  # the padded edge values ride in the profile's alignment record (the Aligner pads them)
+                    record = {**(record or {}), "dims": [*(record or {}).get("dims", []), *edges]}
                 aligned.append(record)
                 packaged = [p for p in planned if p.program is not None]
                 if len(planned) > 1 or planned[0].part.dims:
                     log.info("profile %d: the model's guards split it into %d parts", k, len(packaged))
+                compiled: dict[int, bytes] = {}  # one compile per program: parts may share a trace
                 for j, p in enumerate(packaged):
                     ep = p.program
                     per_part.append(output_specs(ep, source.inputs, [o.name for o in source.outputs]))
@@ -342,9 +376,11 @@ class InductorBackend(Backend):
                     path = os.path.join(tmp, name)
                     if len(packaged) > 1:
                         _progress.say(f"build: profile {k + 1} part {j + 1} of {len(packaged)}: AOTInductor ({p.part.describe()})")
-                    torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
-                    with open(path, "rb") as f:
-                        payloads[name] = f.read()
+                    if id(ep) not in compiled:
+                        torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
+                        with open(path, "rb") as f:
+                            compiled[id(ep)] = f.read()
+                    payloads[name] = compiled[id(ep)]
                     if len(planned) > 1 or p.part.dims:
                         parts.append(dataclasses.replace(p.part, profile=k, payload=name))
                 parts += [dataclasses.replace(p.part, profile=k) for p in planned if p.program is None]

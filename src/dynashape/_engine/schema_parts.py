@@ -254,6 +254,13 @@ def _alignment(c: Checker, rec: Any, f: str, inputs: list[dict[str, Any]], outpu
         c.get(d, "lo", g + ".lo", _equals(lo_p), f"{lo_p}, the profile's min of '{name}'")
         c.get(d, "hi", g + ".hi", _equals(hi_p), f"{hi_p}, the profile's max of '{name}'")
         top = -(-hi_p // step) * step  # the first multiple at or above the max: where padding ends
+        if c.get(d, "edge", g + ".edge", lambda v: isinstance(v, bool), "true or false", optional=True, default=False):
+            # a padded edge value: the profile's min runs padded to min + 1, and nothing else is padded
+            if step != lo_p + 1:
+                raise c.fail(g + ".step", step, f"{lo_p + 1} (the profile's min of '{name}' plus one) for a padded edge value")
+            c.get(d, "aligned", g + ".aligned", lambda v, s=step: v == [s, s], f"[{step}, {step}]")
+            if not isinstance(d.get("padding"), dict) or d["padding"].get("safe") is not True:
+                raise c.fail(g + ".padding", d.get("padding"), "a safe padding verdict (an edge value is padded only when safe)")
         c.get(d, "aligned", g + ".aligned", _multiples(step, lo_p, top),
               f"[first, last] multiples of {step} from {lo_p} up to the first multiple at or above {hi_p}")
         if d.get("padding") is not None:
