@@ -7,7 +7,9 @@ Per model, in one timing process on one GPU (fp16, inputs already on the GPU, CU
   dynamic+defaults      the dynamic engine a user gets: conv nets' H/W aligned by 32 on CUDA (an aligned
                         package beside the general one), ``nn.MultiheadAttention`` as one SDPA call
   dynamic+<lever>       the defaults plus one more lever: Inductor's ``pad_dynamic_shapes``,
-                        ``assume_32bit_indexing``, coordinate-descent tuning (the seed segmentation net)
+                        ``assume_32bit_indexing``, ``force_layout_optimization`` (Inductor turns its
+                        channels-last layout pass off when convolutions have symbolic sizes),
+                        coordinate-descent tuning (the seed segmentation net; ResNet-50: layout)
 each without and with CUDA graphs, over a sweep of shapes (odd ones included); plus a torch.profiler
 table of the top kernels by CUDA time at one shape per model, with the time in copy/clone kernels.
 
@@ -71,7 +73,11 @@ def configs() -> list[Config]:
     (``inductor``: Inductor config patches for the build). The static engines are built with the
     defaults too, so the tax of ``defaults`` is what a user of the defaults pays."""
     hw = {2: "image_height", 3: "image_width"}
-    seg_shapes = [(1, 3, 512, 512), (1, 3, 480, 640), (1, 3, 777, 1001), (1, 3, 1024, 1024), (1, 3, 1600, 1600)]
+    seg_shapes = [(1, 3, 512, 512), (1, 3, 600, 800), (1, 3, 777, 1001), (1, 3, 1024, 1024), (1, 3, 1600, 1600)]
+    # Inductor turns off its channels-last layout optimization for graphs whose convolutions have
+    # symbolic sizes (torch/_inductor/graph.py, decide_layout_opt: "perf regression with dynamic
+    # shape", pytorch issue 102670); static engines keep it
+    force_layout = {"inductor": {"force_layout_optimization": True}}
     out = [
         Config("segmentation", "seed segmentation net (dynashape.zoo), dynamic H/W", "zoo:segmentation", "input_1", hw,
                ((1, 3, 512, 512), (1, 3, 1024, 1024), (1, 3, 1600, 1600)), seg_shapes, seg_shapes,
@@ -79,14 +85,15 @@ def configs() -> list[Config]:
                 # index arithmetic and strides under symbolic sizes: the resize kernels are where the tax is
                 "pad_dynamic_shapes": {"inductor": {"pad_dynamic_shapes": True}},
                 "int32_indexing": {"inductor": {"assume_32bit_indexing": True}},
-                "cd": {"tuning": "coordinate-descent"}},
+                "cd": {"tuning": "coordinate-descent"},
+                "force_layout": force_layout},
                (1, 3, 1600, 1600)),
         Config("resnet50", "ResNet-50 (torchvision, random weights), dynamic batch + H/W", "torchvision:resnet50", "image",
                {0: "batch", **hw}, ((1, 3, 160, 160), (8, 3, 224, 224), (32, 3, 384, 384)),
                [(1, 3, 160, 160), (8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)],
                [(1, 3, 160, 160), (8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)],
                # without a lever: measured in the run of 2026-11-30 (alignment changed nothing within 1%)
-               {"defaults": {}}, (8, 3, 224, 224)),
+               {"defaults": {}, "force_layout": force_layout}, (8, 3, 224, 224)),
         Config("vit_b_16", "ViT-B/16 (torchvision, random weights), dynamic batch", "torchvision:vit_b_16", "image", {0: "batch"},
                ((1, 3, 224, 224), (16, 3, 224, 224), (64, 3, 224, 224)),
                [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224), (64, 3, 224, 224)],
@@ -373,6 +380,7 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--no-cd", action="store_true", help="skip the coordinate-descent engines")
+    ap.add_argument("--variants", default=None, help="comma list: build only these variants (static engines always)")
     ap.add_argument("--warm-cache", action="store_true", help="reuse the Inductor cache (default: a fresh one, cold build times)")
     args = ap.parse_args()
     if args.child:
@@ -391,6 +399,10 @@ def main() -> int:
     # NOTE: the order is the priority under the budget: per model the lever engines, then statics;
     # coordinate descent last. Models with more dynamic dims first: their builds (guard-split parts,
     # aligned packages) are the longest, and started last they would be cut off.
+    if args.variants:
+        keep = set(args.variants.split(","))
+        for c in chosen:
+            c.variants = {k: v for k, v in c.variants.items() if k in keep}
     for c in sorted(chosen, key=lambda c: -len(c.axes)):
         todo += [(c.key, v) for v in c.variants if v != "cd"]
         todo += [(c.key, f"static:{'x'.join(map(str, s))}") for s in c.static]

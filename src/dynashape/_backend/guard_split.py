@@ -485,12 +485,18 @@ def _compile(expr: Any, syms: Sequence[Any]) -> Callable[..., bool]:
     """A guard as a Python function of its symbols' values.
 
     Printed by torch's own printer (the one its guard code uses), whose ``//`` and ``%`` are Python's
-    floor division and modulo, as torch's sympy ``FloorDiv`` and ``PythonMod`` are defined; where the
-    printed text does not evaluate, each point is evaluated with sympy (about 100x slower).
+    floor division and modulo, as torch's sympy ``FloorDiv`` and ``PythonMod`` are defined. A point
+    where the printed text does not evaluate (a division by zero outside the dims' ranges, a function
+    the printer names) is evaluated with sympy (about 100x slower); so is every point when the text
+    does not compile.
     """
     import math
 
     import sympy
+
+    def slow(*vals: int) -> bool:
+        r = expr.xreplace({s: sympy.Integer(v) for s, v in zip(syms, vals, strict=True)})
+        return r is sympy.true or (r is not sympy.false and bool(r))
 
     try:
         from torch.utils._sympy.printers import PythonPrinter
@@ -500,17 +506,19 @@ def _compile(expr: Any, syms: Sequence[Any]) -> Callable[..., bool]:
         builtins = {"bool": bool, "min": min, "max": max, "abs": abs, "int": int}
         # NOTE: the text is torch's printing of a sympy expression that torch built during our own
         # trace (symbols renamed to _d0.., integers and operators only), evaluated without builtins
-        fn: Callable[..., bool] = eval(f"lambda {', '.join(str(a) for a in args)}: bool({code})",
-                                       {"math": math, "__builtins__": builtins})
-        fn(*(2 for _ in syms))
-        fn.fast = True  # type: ignore[attr-defined]
-        return fn
+        compiled = eval(f"lambda {', '.join(str(a) for a in args)}: bool({code})",
+                        {"math": math, "__builtins__": builtins})
     except Exception:
-        def slow(*vals: int) -> bool:
-            r = expr.xreplace({s: sympy.Integer(v) for s, v in zip(syms, vals, strict=True)})
-            return r is sympy.true or (r is not sympy.false and bool(r))
-
         return slow
+
+    def fast(*vals: int) -> bool:
+        try:
+            return bool(compiled(*vals))
+        except Exception:
+            return slow(*vals)
+
+    fast.fast = True  # type: ignore[attr-defined]
+    return fast
 
 
 def _truth_table(expr: Any, ranges: dict[Any, tuple[int, int]]) -> Any:
