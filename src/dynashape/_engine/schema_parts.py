@@ -10,8 +10,10 @@ by them). Fields this dynashape does not know are ignored, as in the rest of the
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -258,7 +260,7 @@ def _alignment(c: Checker, rec: Any, f: str, inputs: list[dict[str, Any]], outpu
             # a padded edge value: the profile's min runs padded to min + 1, and nothing else is padded
             if step != lo_p + 1:
                 raise c.fail(g + ".step", step, f"{lo_p + 1} (the profile's min of '{name}' plus one) for a padded edge value")
-            c.get(d, "aligned", g + ".aligned", lambda v, s=step: v == [s, s], f"[{step}, {step}]")
+            c.get(d, "aligned", g + ".aligned", functools.partial(operator.eq, [step, step]), f"[{step}, {step}]")
             if not isinstance(d.get("padding"), dict) or d["padding"].get("safe") is not True:
                 raise c.fail(g + ".padding", d.get("padding"), "a safe padding verdict (an edge value is padded only when safe)")
         c.get(d, "aligned", g + ".aligned", _multiples(step, lo_p, top),
