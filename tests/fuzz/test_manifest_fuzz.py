@@ -55,7 +55,10 @@ def inductor_doc(ort_doc: Doc) -> tuple[Doc, dict[str, bytes]]:
     doc["backend_data"] = {
         "tuning": "default", "channels_last": False, "shared_weights": False, "profile_build_seconds": [1.5, 3.0],
         "torch": "2.11.0", "profile_parts": [1, 2],
-        "alignment": [None, {"dims": [{"name": "batch", "step": 4, "lo": 4, "hi": 16, "aligned": [4, 16], "padding": dict(_PAD)}],
+        "alignment": [None, {"dims": [{"name": "batch", "step": 4, "lo": 4, "hi": 16, "aligned": [4, 16], "padding": dict(_PAD)},
+                                      # the guard split's padded edge value: batch 4 runs padded to 5
+                                      {"name": "batch", "step": 5, "lo": 4, "hi": 16, "aligned": [5, 5], "padding": dict(_PAD),
+                                       "edge": True}],
                              "general_part": True}],
     }
     doc["parts"] = [
@@ -198,6 +201,10 @@ ALIGNMENT = [
     ("crop of no output", "backend_data.alignment[1].dims[0].padding.crop", {"q": [[0, 1, 0]]}, "dims[0].padding.crop"),
     ("crop axis beyond the rank", "backend_data.alignment[1].dims[0].padding.crop.y", [[5, 1, 0]], "padding.crop.y"),
     ("crop rule of floats", "backend_data.alignment[1].dims[0].padding.crop.y", [[0.0, 1.0, 0.0]], "padding.crop.y"),
+    ("edge not a bool", "backend_data.alignment[1].dims[1].edge", "yes", "alignment[1].dims[1].edge"),
+    ("edge step not min + 1", "backend_data.alignment[1].dims[1].step", 6, "alignment[1].dims[1].step"),
+    ("edge padding more than one value", "backend_data.alignment[1].dims[1].aligned", [5, 10], "alignment[1].dims[1].aligned"),
+    ("edge padded though unsafe", "backend_data.alignment[1].dims[1].padding.safe", False, "alignment[1].dims[1].padding"),
     ("crop rule of two", "backend_data.alignment[1].dims[0].padding.crop.y", [[0, 1]], "padding.crop.y"),
     ("pad value NaN", "backend_data.alignment[1].dims[0].padding.pad_values", {"x": math.nan}, "padding.pad_values"),
     ("pad value of no input", "backend_data.alignment[1].dims[0].padding.pad_values", {"z": 0.0}, "padding.pad_values"),
