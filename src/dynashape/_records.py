@@ -56,6 +56,9 @@ class BuildSettings:
             batch-first SDPA call (see ``dynashape._backend.attention``), and refuses the build
             where that changes a module's output; ``"auto"`` (what ``build`` passes for inductor by
             default) does the same but keeps a module that the check refuses; None keeps the modules.
+        inductor_config: inductor: ``(key, value)`` pairs of ``torch._inductor.config`` applied to
+            every package's compile (``force_layout_optimization``, ``max_autotune``, ...), as
+            ``torch.compile(options=...)`` takes them; recorded in the engine.
     """
 
     device: str = "cpu"
@@ -71,6 +74,7 @@ class BuildSettings:
     align: tuple[tuple[str, int], ...] = ()
     align_pad: bool = False
     attention: str | None = None
+    inductor_config: tuple[tuple[str, bool | int | float | str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,7 +82,7 @@ class BuildSettings:
             "optimization_level": self.optimization_level, "tuning": self.tuning, "threads": self.threads,
             "validate": self.validate, "tf32": self.tf32, "channels_last": self.channels_last,
             "share_weights": self.share_weights, "align": [list(p) for p in self.align], "align_pad": self.align_pad,
-            "attention": self.attention,
+            "attention": self.attention, "inductor_config": [list(p) for p in self.inductor_config],
         }
 
     @classmethod
@@ -86,6 +90,7 @@ class BuildSettings:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["append_ops"] = tuple(tuple(p) for p in known.get("append_ops", ()))
         known["align"] = tuple((str(n), int(v)) for n, v in known.get("align", ()))
+        known["inductor_config"] = tuple((str(k), v) for k, v in known.get("inductor_config", ()))
         return cls(**known)
 
 

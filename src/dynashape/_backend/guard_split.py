@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import _progress
 from .._errors import BackendError
 from .._profiles import Profile
 from .._records import DimClass, ProfilePart
@@ -158,6 +159,10 @@ class _Splitter:
         self.exports += 1
         if self.exports > MAX_EXPORTS:
             raise self._error(f"the split needs more than {MAX_EXPORTS} exports", None)
+        # NOTE: each export of a large model takes seconds to tens of seconds (Swin: over 10 s on an
+        # H200 machine's CPU), and a split may need dozens: say which one is running
+        _progress.say(f"build: guard split: torch.export {self.exports} (at most {MAX_EXPORTS}) at "
+                      + ", ".join(f"{k} = {v}" for k, v in example.items()))
         shapes, args = [], []
         for i, spec in enumerate(self.inputs):
             shape = list(self.profile[spec.name].opt)

@@ -24,7 +24,7 @@ import stat
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from .. import _progress
@@ -55,6 +55,35 @@ _TUNING: dict[str, dict[str, Any]] = {
 }
 _COMPUTE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
+
+
+def check_inductor_config(config: Any) -> tuple[tuple[str, bool | int | float | str], ...]:
+    """``inductor_config`` as sorted ``(key, value)`` pairs, each key one of the installed torch's
+    ``torch._inductor.config`` keys and each value a bool, int, float or string of that key's type."""
+    if not config:
+        return ()
+    if not isinstance(config, Mapping):
+        raise BackendError(f"inductor_config {config!r}", "a dict of torch._inductor.config keys to values",
+                           "e.g. inductor_config={'force_layout_optimization': True}")
+    torch = require("torch", "the inductor backend")
+    known = torch._inductor.config.get_config_copy()
+    out = []
+    for key, value in config.items():
+        if not isinstance(key, str) or key not in known:
+            close = sorted(k for k in known if isinstance(key, str) and key.split(".")[-1] in k)[:5]
+            raise BackendError(f"inductor_config key {key!r}", f"a key of torch {torch.__version__}'s torch._inductor.config"
+                               + (f" (close: {', '.join(close)})" if close else ""),
+                               "check the name in torch/_inductor/config.py of the installed torch")
+        if type(value) not in (bool, int, float, str):
+            raise BackendError(f"inductor_config['{key}'] = {value!r}", "a bool, int, float or string",
+                               "settings that need other types are not supported here")
+        default = known[key]
+        if default is not None and isinstance(default, (bool, int, float, str)) and type(value) is not type(default) \
+                and not (type(default) is float and type(value) is int):
+            raise BackendError(f"inductor_config['{key}'] = {value!r} ({type(value).__name__})",
+                               f"a {type(default).__name__}, as torch's default {default!r}")
+        out.append((key, value))
+    return tuple(sorted(out))
 
 
 def cache_dir() -> str:
@@ -331,7 +360,7 @@ class InductorBackend(Backend):
             swapped = count if (count or settings.attention == "sdpa") else None
         align = dict(settings.align)
         aligned: list[dict[str, Any] | None] = []
-        configs = dict(_TUNING[tuning])
+        configs = {**_TUNING[tuning], **dict(settings.inductor_config)}
         if settings.share_weights:
             configs["aot_inductor.package_constants_in_so"] = False
         payloads: dict[str, bytes] = {}

@@ -226,6 +226,7 @@ def build(
     align: Mapping[str, int] | None = None,
     align_pad: bool = False,
     attention: str | None = None,
+    inductor_config: Mapping[str, Any] | None = None,
 ) -> Engine:
     """Build an engine from an ONNX file (path or ``onnx.ModelProto``) or a ``torch.nn.Module``.
 
@@ -254,6 +255,10 @@ def build(
             self-attention as one batch-first SDPA call where the build finds its output unchanged
             (see ``dynashape._backend.attention``); ``"sdpa"`` requires it (the build fails where it
             differs); ``"default"`` keeps the model's modules.
+        inductor_config: inductor: ``torch._inductor.config`` keys for every package's compile, e.g.
+            ``{"force_layout_optimization": True}`` (Inductor turns its channels-last layout pass off
+            when convolutions have symbolic sizes) or ``{"max_autotune": True}``; checked against the
+            installed torch and recorded in the engine. Applied after ``tuning``'s keys.
         data: the user's feeds for validation instead of generated ones: an ``.npz`` path,
             ``"file.py:function"``, a dict name -> array, or an iterable of such dicts.
         quiet: no progress lines on stderr (None: the process default, on).
@@ -317,18 +322,22 @@ def build(
     if (align or attention not in (None, "auto", "default")) and name != "inductor":
         raise BackendError(f"align/attention with backend '{name}'", "the inductor backend for these options",
                            "build with backend='inductor' (--backend inductor), or drop them")
+    if inductor_config and name != "inductor":
+        raise BackendError(f"inductor_config with backend '{name}'", "the inductor backend for Inductor's config",
+                           "build with backend='inductor' (--backend inductor), or drop it")
     if attention not in (None, "auto", "default", "sdpa"):
         raise DynashapeError(f"attention '{attention}'", "'auto' (the default), 'default' (keep the model's attention modules) or 'sdpa'")
     # NOTE: "auto" only means something to inductor, the one backend that traces the module itself;
     # the others build from ONNX, where the exporter has already decided the attention's form.
     attention_mode = None if attention == "default" or name != "inductor" else (attention or "auto")
     from .._backend.alignment import check_align
+    from .._backend.inductor import check_inductor_config
 
     settings = BuildSettings(device=device, precision=precision, append_ops=ops, optimization_level=optimization_level,
                              tuning=tuning, threads=threads, validate=validate, tf32=tf32,
                              channels_last=channels_last, share_weights=share_weights,
                              align=check_align(align, src.inputs), align_pad=bool(align_pad),
-                             attention=attention_mode)
+                             attention=attention_mode, inductor_config=check_inductor_config(inductor_config))
     reference = src
     with tempfile.TemporaryDirectory(prefix="dynashape-build-") as tmp:
         if src.kind not in impl.sources:

@@ -131,6 +131,10 @@ def _build_settings(c: Checker, data: dict[str, Any]) -> None:
         isinstance(p, list) and len(p) == 2 and p[0] in named and int_in(2, 1024)(p[1]) for p in v),
         "a list of [dim name, step 2..1024] pairs naming the inputs' dims: " + (", ".join(named) or "(none)"), optional=True)
     c.get(b, "attention", f + "attention", lambda v: v in (None, "sdpa", "auto"), "null, 'sdpa' or 'auto'", optional=True)
+    c.get(b, "inductor_config", f + "inductor_config", lambda v: isinstance(v, list) and len(v) <= 64 and all(
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and re.fullmatch(r"[a-z_][a-z0-9_.]{0,99}", p[0])
+        and type(p[1]) in (bool, int, float, str) and (not isinstance(p[1], str) or len(p[1]) <= 200) for p in v),
+        "a list of at most 64 [Inductor config key, bool/int/float/short string] pairs", optional=True)
     for key in ("validate", "tf32", "share_weights", "align_pad"):
         c.get(b, key, f + key, lambda v: isinstance(v, bool), "true or false", optional=True)
     c.get(b, "channels_last", f + "channels_last", lambda v: v is None or isinstance(v, bool), "null, true or false", optional=True)

@@ -118,6 +118,30 @@ def _align_from_args(text: str) -> dict[str, int] | None:
     return out
 
 
+def _inductor_config_from_args(items: list[str]) -> dict[str, bool | int | float | str]:
+    """``--inductor-config KEY=VALUE`` items: true/false, integers and floats as such, other values as text."""
+    out: dict[str, bool | int | float | str] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise DynashapeError(f"--inductor-config '{item}'", "KEY=VALUE, e.g. force_layout_optimization=true or "
+                                 "triton.max_tiles=3", "one setting per flag; repeat the flag for more")
+        text = text.strip()
+        value: bool | int | float | str
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = text
+        out[key.strip()] = value
+    return out
+
+
 # -- inspect --------------------------------------------------------------------------------------
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -140,6 +164,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         common.update(align=_align_from_args(args.align), align_pad=args.align_pad)
     if args.attention:
         common["attention"] = args.attention
+    if args.inductor_config:
+        common["inductor_config"] = _inductor_config_from_args(args.inductor_config)
     if args.plan:
         common["plan"] = args.plan
     if args.onnx and args.model:
@@ -276,6 +302,10 @@ def register(sub: Any) -> None:
     g.add_argument("--attention", choices=["auto", "default", "sdpa"], help="inductor: sdpa exports nn.MultiheadAttention "
                    "self-attention as one batch-first SDPA call and fails where that changes a module's output; auto (the "
                    "default) does it where it does not; default keeps the modules as they are")
+    g.add_argument("--inductor-config", action="append", metavar="KEY=VALUE", help="inductor: a torch._inductor.config "
+                   "setting for every package's compile, e.g. force_layout_optimization=true (channels-last layout "
+                   "optimization, which Inductor turns off when convolutions have symbolic sizes); repeatable, recorded "
+                   "in the engine")
     g.add_argument("--threads", type=int, help="CPU threads per inference (default: all)")
     g.add_argument("--no-validate", action="store_true", help="skip running the new engine against the source")
     g.add_argument("--data", metavar="FILE", help=f"validate on these inputs instead of generated ones: {DATA_HELP}")
