@@ -262,6 +262,19 @@ def test_a_guard_over_several_dims_that_picks_a_branch_in_a_corner_cuts_the_rang
         np.testing.assert_allclose(next(iter(e.run({"x": x}).values())), CornerBranch()(x)[0].numpy(), atol=1e-5)
 
 
+def test_an_aligned_trace_whose_guards_fail_at_some_multiples_is_not_used() -> None:
+    # (H // 8) * (W // 8) != 1 fails at H = W = 8, a multiple of the step: the aligned package (traced
+    # at 16x16) would serve 8x8 with the other branch; the profile is built unaligned and split instead
+    prof = Profile({"x": ((1, 3, 8, 8), (1, 3, 16, 16), (1, 3, 24, 24))})
+    e = dynashape.build(_First(CornerBranch()), prof, backend="inductor", example_inputs={"x": torch.rand(1, 3, 16, 16)},
+                        dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True, align={"H": 8, "W": 8})
+    record = e.manifest.backend_data["alignment"][0]
+    assert "holds only where" in record.get("skipped", ""), record
+    for h, w in ((8, 8), (16, 16), (8, 24), (24, 8)):
+        x = torch.rand(1, 3, h, w)
+        np.testing.assert_allclose(next(iter(e.run({"x": x}).values())), CornerBranch()(x)[0].numpy(), atol=1e-5)
+
+
 def test_a_guard_over_several_dims_is_checked_at_every_point() -> None:
     import sympy
 

@@ -40,7 +40,7 @@ from .._plan.record import Ladder, Padding
 from .._profiles import Profile
 from .._records import DimClass, ProfilePart, Source
 from .._specs import TensorSpec, identifier
-from .guard_split import FreeDim, PlannedPart, dim_symbol, free_dims
+from .guard_split import FreeDim, PlannedPart, dim_symbol, failing_guards, free_dims
 
 log = logging.getLogger("dynashape")
 
@@ -176,6 +176,19 @@ def export_aligned(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
     return PlannedPart(ProfilePart(-1, tuple(classes)), program)
 
 
+def _root_ranges(inputs: Sequence[TensorSpec], profile: Profile, dims: Sequence[AlignedDim]) -> dict[tuple[int, int], tuple[int, int]]:
+    """(input index, axis) -> the range of torch's root symbol there: ``k`` for an aligned dim, the dim's own range else."""
+    by_name = {d.name: d for d in dims}
+    out: dict[tuple[int, int], tuple[int, int]] = {}
+    for i, spec in enumerate(inputs):
+        r = profile[spec.name]
+        for axis in r.dynamic_axes:
+            a = by_name.get(dim_symbol(spec, axis))
+            lo, _, hi = r.dim(axis)
+            out[(i, axis)] = a.k_range if a is not None else (lo, hi)
+    return out
+
+
 def plan_parts(torch: Any, module: Any, source: Source, profile: Profile, align: Mapping[str, int], pad: bool,
                export_general: Callable[[], list[PlannedPart]],
                make_example: Callable[[int, tuple[int, ...]], Any]) -> tuple[list[PlannedPart], dict[str, Any] | None]:
@@ -195,6 +208,14 @@ def plan_parts(torch: Any, module: Any, source: Source, profile: Profile, align:
     record: dict[str, Any] = {"dims": [a.to_json() for a in dims]}
     try:
         aligned = export_aligned(torch, module, source.inputs, profile, dims, make_example)
+        # NOTE: torch.export accepts a guard over several dims (torch 2.13) and keeps it only as a
+        # check in ep.module(), which the package does not run: an aligned trace whose guards fail at
+        # some multiples would serve them with the other branch's result. Such a profile is built
+        # unaligned (the general part splits by those guards).
+        failing = failing_guards(aligned.program, _root_ranges(source.inputs, profile, dims))
+        if failing:
+            raise BackendError(f"the aligned trace holds only where {'; '.join(failing)[:300]}",
+                               "a trace of the aligned dims valid at every multiple")
     except Exception as e:
         # NOTE: a model that guards the dim (a parity test, say) may refuse the derived dim; the
         # profile is then built as without alignment, and the manifest says why.

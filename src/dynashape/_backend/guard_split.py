@@ -459,6 +459,38 @@ def restricting_guards(torch: Any, module: Any, inputs: Sequence[TensorSpec], pr
     return out + [r.text for r in t.relations]
 
 
+def failing_guards(program: Any, ranges: dict[tuple[int, int], tuple[int, int]]) -> list[str]:
+    """The guards of ``program`` that fail somewhere in the box of its root size symbols.
+
+    ``ranges``: (input index, axis) -> the range of the root symbol that torch made for that place
+    (for an aligned dim ``Dim(k) * 32``, the range of ``k``). For programs whose dims are not plain
+    symbols (the aligned part's derived dims), where :func:`restricting_guards` does not apply.
+    """
+    vals = [n.meta["val"] for n in program.graph.nodes if n.op == "placeholder" and n.name in set(program.graph_signature.user_inputs)]
+    box: dict[Any, tuple[int, int]] = {}
+    shape_env = None
+    for (i, axis), r in ranges.items():
+        v = vals[i].shape[axis]
+        if isinstance(v, int):
+            continue
+        shape_env = v.node.shape_env
+        for sym in v.node.expr.free_symbols:
+            box[sym] = r
+    if shape_env is None:
+        return []
+    out = []
+    for g in shape_env.guards:
+        expr = g.expr
+        with contextlib.suppress(Exception):
+            expr = shape_env.simplify(expr)
+        free = expr.free_symbols
+        if not free or not free <= set(box) or _always(expr, {s: box[s] for s in free}):
+            continue
+        if _holds_on_box(expr, {s: box[s] for s in free}) is not True:
+            out.append(str(expr))
+    return out
+
+
 def split_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile,
                   make_example: Callable[[int, tuple[int, ...]], Any],
                   edge_padding: Callable[[FreeDim], bool] | None = None) -> list[PlannedPart]:
