@@ -260,8 +260,9 @@ def _export_strict(torch: Any, module: Any, args: list[Any], shapes: list[Any], 
         where = _user_frame(traceback.extract_tb(first.__traceback__))
         text = " ".join(str(first).split("consider using")[0].split())[:300]
         raise BackendError(
-            f"torch.export cannot trace the model for profile {profile.describe()}: the model's code branches on the values "
-            f"of an input ({text})" + (f", at {where}" if where else "")
+            f"torch.export cannot trace the model for profile {profile.describe()}: the model's code decides on a value "
+            f"known only at run time, such as a branch on an input's values or a size computed through tensors ({text})"
+            + (f", at {where}" if where else "")
             + f"; TorchDynamo's export failed too ({type(second).__name__}: {' '.join(str(second).split())[:200]})",
             "a model whose control flow depends on shapes only",
             "build from the model's ONNX file (`dynashape export`, then build the file: the exporter fixes the branch "
