@@ -442,32 +442,37 @@ class _Splitter:
                           f"(modulus up to {MAX_MODULUS}): {sorted(values)[:12]}...", None)
 
 
-def restricting_guards(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, program: Any) -> list[str]:
+def restricting_guards(program: Any, inputs: Sequence[TensorSpec], profile: Profile) -> list[str]:
     """The guards of an exported ``program`` that fail somewhere in the profile (empty: its trace is valid
-    at every shape of the profile).
+    at every shape of the profile), in the dims' names.
 
     NOTE: torch.export with named ``Dim`` s refuses a guard on one dim that a range cannot express, but
     (torch 2.13) accepts a guard over several dims, keeping it only as a check in ``ep.module()``, which
     AOTInductor's package does not run: the package then computes the other branch's result where the
-    guard fails. So a program is read like the split's traces before it is trusted over the profile.
+    guard fails. So a program is checked like the split's traces before it is trusted over the profile.
     """
-    dims = free_dims(inputs, profile)
-    splitter = _Splitter(torch, module, inputs, profile, dims, lambda i, shape: None)
-    full = {d.name: (d.lo, d.hi) for d in dims}
-    t = splitter._read(program, full, {})
-    out = [g.text for d in dims for g in t.guards[d.name] if t.allowed[d.name] != frozenset(range(d.lo, d.hi + 1))]
-    return out + [r.text for r in t.relations]
+    ranges: dict[tuple[int, int], tuple[int, int]] = {}
+    names: dict[tuple[int, int], str] = {}
+    for i, spec in enumerate(inputs):
+        r = profile[spec.name]
+        for axis in r.dynamic_axes:
+            lo, _, hi = r.dim(axis)
+            ranges[(i, axis)], names[(i, axis)] = (lo, hi), dim_symbol(spec, axis)
+    return failing_guards(program, ranges, names)
 
 
-def failing_guards(program: Any, ranges: dict[tuple[int, int], tuple[int, int]]) -> list[str]:
+def failing_guards(program: Any, ranges: dict[tuple[int, int], tuple[int, int]],
+                   names: dict[tuple[int, int], str] | None = None) -> list[str]:
     """The guards of ``program`` that fail somewhere in the box of its root size symbols.
 
     ``ranges``: (input index, axis) -> the range of the root symbol that torch made for that place
-    (for an aligned dim ``Dim(k) * 32``, the range of ``k``). For programs whose dims are not plain
-    symbols (the aligned part's derived dims), where :func:`restricting_guards` does not apply.
+    (for an aligned dim ``Dim(k) * 32``, the range of ``k``). ``names``: the dim's name at a place
+    whose size is a plain symbol, for the guards' text.
     """
-    vals = [n.meta["val"] for n in program.graph.nodes if n.op == "placeholder" and n.name in set(program.graph_signature.user_inputs)]
+    user = set(program.graph_signature.user_inputs)
+    vals = [n.meta["val"] for n in program.graph.nodes if n.op == "placeholder" and n.name in user]
     box: dict[Any, tuple[int, int]] = {}
+    named: dict[Any, str] = {}
     shape_env = None
     for (i, axis), r in ranges.items():
         v = vals[i].shape[axis]
@@ -476,6 +481,8 @@ def failing_guards(program: Any, ranges: dict[tuple[int, int], tuple[int, int]])
         shape_env = v.node.shape_env
         for sym in v.node.expr.free_symbols:
             box[sym] = r
+        if names and (i, axis) in names and len(v.node.expr.free_symbols) == 1 and v.node.expr.is_Symbol:
+            named[v.node.expr] = names[(i, axis)]
     if shape_env is None:
         return []
     out = []
@@ -487,7 +494,7 @@ def failing_guards(program: Any, ranges: dict[tuple[int, int], tuple[int, int]])
         if not free or not free <= set(box) or _always(expr, {s: box[s] for s in free}):
             continue
         if _holds_on_box(expr, {s: box[s] for s in free}) is not True:
-            out.append(str(expr))
+            out.append(_text(expr, {s: named.get(s, str(s)) for s in free}))
     return out
 
 

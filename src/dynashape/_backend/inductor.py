@@ -191,7 +191,7 @@ def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
     except Exception as first:
         if _data_dependent(first):
             program = _export_strict(torch, module, args, shapes, profile, first)
-            restricting = restricting_guards(torch, module, inputs, profile, program)
+            restricting = restricting_guards(program, inputs, profile)
             if restricting:  # the split's traces are non-strict: they cannot take this model's branch on data
                 raise BackendError(
                     f"the model branches on input data (exported through TorchDynamo for {profile.describe()}), and its "
@@ -219,10 +219,7 @@ def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profil
                 "apply the fix torch suggests above (a reshape or a size read as a Python int pins a dim); "
                 "`dynashape check` on an ONNX export shows where",
             ) from first
-    try:
-        restricting = restricting_guards(torch, module, inputs, profile, program)
-    except BackendError as e:
-        restricting = [str(e)]
+    restricting = restricting_guards(program, inputs, profile)
     if restricting:
         log.info("torch.export kept the dims free, but its trace holds only where %s: splitting the profile",
                  "; ".join(restricting)[:300])
