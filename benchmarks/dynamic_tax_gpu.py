@@ -103,17 +103,18 @@ def configs() -> list[Config]:
     batch = ((1, 3, 224, 224), (16, 3, 224, 224), (64, 3, 224, 224))
     for name, label in (("convnext_tiny", "ConvNeXt-T"), ("efficientnet_b0", "EfficientNet-B0"),
                         ("mobilenet_v3_large", "MobileNetV3-L"), ("swin_t", "Swin-T")):
-        # no lever applies to these with a dynamic batch only (no free H/W, no nn.MultiheadAttention):
-        # the defaults are the plain dynamic engine
+        # with a dynamic batch only, alignment and attention do not apply (no free H/W, no
+        # nn.MultiheadAttention): the defaults are the plain dynamic engine; a symbolic batch alone
+        # already turns Inductor's layout pass off, hence the layout lever
         out.append(Config(name, f"{label} (torchvision), dynamic batch", f"torchvision:{name}", "image", {0: "batch"}, batch,
                           [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224)],
                           [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224)],
-                          {"defaults": {}}, (32, 3, 224, 224), extra=True))
+                          {"defaults": {}, "force_layout": force_layout}, (32, 3, 224, 224), extra=True))
     for name, label in (("fcn_resnet50", "FCN-ResNet50"), ("deeplabv3_resnet50", "DeepLabV3-ResNet50")):
         out.append(Config(name, f"{label} (torchvision), dynamic H/W", f"torchvision:segmentation.{name}", "image", hw,
                           ((1, 3, 384, 384), (1, 3, 512, 512), (1, 3, 768, 768)),
                           [(1, 3, 512, 512), (1, 3, 640, 640), (1, 3, 517, 611)], [(1, 3, 512, 512), (1, 3, 517, 611)],
-                          {"defaults": {}}, (1, 3, 640, 640), extra=True))
+                          {"defaults": {}, "force_layout": force_layout}, (1, 3, 640, 640), extra=True))
     return out
 
 
