@@ -85,3 +85,29 @@ def test_build_failures_map_back_to_the_onnx_node() -> None:
         err = build_error(e, gm, "inductor")
     assert "at ONNX node 'the_neg' (Neg)" in str(err) and "RuntimeError: C++ compile error" in str(err)
     assert "--backend onnxruntime" in str(err)
+
+
+class T5Buckets(torch.nn.Module):
+    """transformers' T5 relative-position buckets over a dynamic length (the model's own function)."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        from transformers.models.t5.modeling_t5 import T5Attention
+
+        pos = torch.arange(ids.shape[1], dtype=torch.long)
+        return T5Attention._relative_position_bucket(pos[None, :] - pos[:, None], bidirectional=True, num_buckets=32, max_distance=128)
+
+
+@pytest.mark.slow
+def test_t5_buckets_exact_in_float16_under_inductor(tmp_path) -> None:
+    """The GPU gauntlet's T5 failure, on the CPU: imported in float16, the bucket math (float log of
+    integer distances, cast back) rounded its constants to float16 and Inductor's fused kernel, which
+    computes in float32 from them, put distances 16, 32 and 64 in the bucket below. It keeps float32 now."""
+    pytest.importorskip("transformers")
+    path = str(tmp_path / "t5b.onnx")
+    torch.onnx.export(T5Buckets(), (torch.zeros(1, 300, dtype=torch.long),), path, input_names=["ids"],
+                      dynamic_axes={"ids": {1: "s"}}, dynamo=False)
+    ids = torch.zeros(1, 300, dtype=torch.long)
+    (want,) = to_torch(path)(ids)
+    compiled = torch.compile(to_torch(path, compute_dtype=torch.float16), backend="inductor", dynamic=False)
+    (got,) = compiled(ids)
+    assert torch.equal(got, want), f"{int((got != want).sum())} of {want.numel()} buckets differ"

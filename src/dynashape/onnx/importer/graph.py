@@ -31,7 +31,7 @@ from torch import fx
 
 from ... import _dtypes
 from ..._errors import DynashapeError, ModelError, UnsupportedOpError
-from . import registry, runtime
+from . import precision, registry, runtime
 
 Value = Any  # fx.Node | Const | Sym | SymGrid | None
 
@@ -43,6 +43,9 @@ Value = Any  # fx.Node | Const | Sym | SymGrid | None
 DTYPES: dict[int, torch.dtype] = _dtypes.onnx_to_torch_map()
 numpy_to_torch = _dtypes.numpy_to_torch
 torch_to_numpy = _dtypes.torch_to_numpy
+
+# FX node meta key: the node computes index arithmetic and keeps float32 in a reduced-precision import
+KEEP_FP32 = "dynashape_keep_fp32"
 
 # Sym values longer than this are kept as constants only (a shape is never this long).
 _SYM_MAX = 64
@@ -140,6 +143,10 @@ class Builder:
         self._names: set[str] = set()
         self.node: onnx.NodeProto | None = None  # the node being converted (for error messages)
         self.types: dict[str, tuple[int, int | None]] = _infer_types(model)  # name -> (elem_type, rank)
+        # float32 results of index arithmetic, kept float32 in a reduced-precision import (precision.py),
+        # and their casts to the compute dtype where the rest of the graph reads them
+        self._island_floats: set[str] = set()
+        self._boundary: dict[str, fx.Node] = {}
 
     # ---- building blocks for converters ----------------------------------------------------------
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> fx.Node:
@@ -291,8 +298,11 @@ class Builder:
                 node = self.method("to", node, self.compute)
             self.env[inp.name] = node
         self._check_supported(g.node)
-        for n in g.node:
-            self.convert_node(n)
+        island: set[int] = set()
+        if self.compute is not None:
+            island, self._island_floats = precision.fp32_islands(g, self.types)
+        for i, n in enumerate(g.node):
+            self.convert_node(n, keep_fp32=i in island)
         outs = []
         for out in g.output:
             if out.name not in self.env:
@@ -320,31 +330,48 @@ class Builder:
         casts from the others, so they run in the compute dtype too.
         """
         compute = self.compute
+        assert compute is not None
 
         def swap(a: Any) -> Any:
             return compute if a is torch.float32 else a
 
         for node in self.graph.nodes:
-            if node.op in ("call_function", "call_method"):
+            if node.op in ("call_function", "call_method") and not node.meta.get(KEEP_FP32):
                 node.args = fx.node.map_aggregate(node.args, swap)
                 node.kwargs = fx.node.map_aggregate(node.kwargs, swap)
+        # NOTE: a float32 constant read only by index arithmetic keeps float32 (its rounding is the bug
+        # precision.py describes); one read by both keeps float32 and is narrowed for the others
+        kept: set[str] = set()
+        for node in list(self.graph.nodes):
+            if node.op != "get_attr":
+                continue
+            island = [u for u in node.users if u.meta.get(KEEP_FP32)]
+            if not island:
+                continue
+            kept.add(str(node.target))
+            others = [u for u in node.users if not u.meta.get(KEEP_FP32)]
+            if others:
+                with self.graph.inserting_after(node):
+                    narrowed = self.graph.call_function(runtime.narrow, (node, compute))
+                for u in others:
+                    u.replace_input_with(node, narrowed)
         for name, p in list(self.root.named_parameters(recurse=False)):
-            if p.dtype == torch.float32:
-                self.root.register_parameter(name, torch.nn.Parameter(p.detach().to(compute), requires_grad=False))
+            if p.dtype == torch.float32 and name not in kept:
+                self.root.register_parameter(name, torch.nn.Parameter(runtime.narrow(p.detach(), compute), requires_grad=False))
         for name, buf in list(self.root.named_buffers(recurse=False)):
-            if buf.dtype == torch.float32:
-                self.root.register_buffer(name, buf.to(compute))
+            if buf.dtype == torch.float32 and name not in kept:
+                self.root.register_buffer(name, runtime.narrow(buf, compute))
 
-    def convert_node(self, n: onnx.NodeProto) -> None:
+    def convert_node(self, n: onnx.NodeProto, *, keep_fp32: bool = False) -> None:
         entry = self._entry(n)
         assert entry is not None  # _check_supported ran first
         self.node = n
-        inputs = [self.env[name] if name else None for name in n.input]
         missing = [name for name in n.input if name and name not in self.env]
         if missing:
             raise ModelError(f"node '{n.name}' ({n.op_type}) reads '{missing[0]}', which nothing produces",
                              "a topologically sorted, valid ONNX graph", "run onnx.checker.check_model")
         before = len(self.graph.nodes)
+        inputs = [self._read(name, keep_fp32) if name else None for name in n.input]
         try:
             result = entry.convert(self, n, inputs)
         except DynashapeError:
@@ -359,10 +386,24 @@ class Builder:
         # Inductor's compile) can be reported against the ONNX node (see errors.py).
         for fx_node in list(self.graph.nodes)[before:]:
             fx_node.meta["onnx_node"] = (n.name, n.op_type)
+            if keep_fp32 and fx_node.op != "get_attr":
+                fx_node.meta[KEEP_FP32] = True
         outs = list(result) if isinstance(result, (list, tuple)) else [result]
         for name, v in zip(n.output, outs, strict=False):
             if name:
                 self.env[name] = v
+
+    def _read(self, name: str, keep_fp32: bool) -> Value:
+        """An input value; an island's float32 result read outside the island is cast to the
+        compute dtype there (once per value; see :mod:`.precision`)."""
+        v = self.env[name]
+        if keep_fp32 or name not in self._island_floats or not isinstance(v, fx.Node):
+            return v
+        cast = self._boundary.get(name)
+        if cast is None:
+            # float32 here becomes the compute dtype with every other float32 (_float32_to_compute)
+            cast = self._boundary[name] = self.call(runtime.narrow, v, torch.float32)
+        return cast
 
     def version(self, n: onnx.NodeProto) -> int | None:
         domain = n.domain if n.domain != "ai.onnx" else ""

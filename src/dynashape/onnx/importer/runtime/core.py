@@ -289,6 +289,19 @@ def cast(x: torch.Tensor, dtype: torch.dtype, saturate: int = 1) -> torch.Tensor
     return torch.where(over, bad.to(dtype).to(wide.dtype), y.to(wide.dtype)).to(dtype)
 
 
+def narrow(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A float tensor in a narrower float dtype, finite values beyond its range saturated.
+
+    NOTE: a float32 graph writes "minus infinity" as ``torch.finfo(torch.float32).min`` (masks); the
+    model run in float16 writes ``torch.finfo(torch.float16).min``. Saturating gives that value
+    where a plain cast gives -inf (and NaN where a mask multiplies it by 0); real infinities stay.
+    """
+    if not x.is_floating_point() or x.dtype == dtype:
+        return x
+    info = torch.finfo(dtype)
+    return torch.where(torch.isinf(x), x, x.clamp(info.min, info.max)).to(dtype)
+
+
 def cast_like(x: torch.Tensor, like: torch.Tensor, saturate: int = 1) -> torch.Tensor:
     return cast(x, like.dtype, saturate)
 
