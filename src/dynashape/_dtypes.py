@@ -208,3 +208,20 @@ def onnx_to_torch_map() -> dict[int, Any]:
         if isinstance(dt, torch.dtype):
             out[d.onnx] = dt
     return out
+
+
+# NOTE: the ONNX importer keeps the float32 constants of index arithmetic (T5's position buckets, a
+# rotary embedding's inv_freq) under names with this prefix; see onnx/importer/precision.py.
+FP32_KEPT_PREFIX = "fp32_kept_"
+
+
+def module_to(module: Any, dtype: Any) -> Any:
+    """``module.to(dtype)`` for a float dtype, except the float32 constants an imported graph keeps on
+    purpose (named ``fp32_kept_*``): converting them would put back the rounding the importer avoids."""
+    import itertools
+
+    kept = {id(t) for name, t in itertools.chain(module.named_parameters(), module.named_buffers())
+            if name.rsplit(".", 1)[-1].startswith(FP32_KEPT_PREFIX)}
+    if not kept:
+        return module.to(dtype)
+    return module._apply(lambda t: t.to(dtype) if t.is_floating_point() and id(t) not in kept else t)

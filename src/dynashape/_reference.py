@@ -20,6 +20,7 @@ import numpy as np
 
 from ._data import Hints
 from ._deps import require
+from ._dtypes import module_to
 
 _ORT_NODE = re.compile(r"running (\w+) node\. Name:'([^']*)'")
 
@@ -96,7 +97,7 @@ def module_reference(
     compute = getattr(torch, _COMPUTE[precision])
     mod = module.eval()
     if device != "cpu" or compute != torch.float32:
-        mod = copy.deepcopy(mod).to(device).to(compute)
+        mod = module_to(copy.deepcopy(mod).to(device), compute)
     names = list(in_names)
     post = dict(post_ops or {})
     # The dtypes the module takes (torch dtypes; None: as fed): bfloat16 inputs travel as float32.

@@ -15,6 +15,7 @@ onnx = pytest.importorskip("onnx")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from dynashape._dtypes import module_to  # noqa: E402
 from dynashape._errors import DynashapeError  # noqa: E402
 from dynashape.onnx import to_torch  # noqa: E402
 
@@ -138,7 +139,12 @@ def test_rotary_angles_computed_in_float32_then_narrowed(dtype) -> None:
     assert got.dtype == torch.float32
     # only the narrowing of cos(...) to the dtype remains (half an ulp of values in [-1, 1])
     torch.testing.assert_close(got, want, rtol=0, atol=torch.finfo(dtype).eps)
-    assert gm.inv_freq.dtype == torch.float32  # read by index arithmetic only
+    assert gm.fp32_kept_inv_freq.dtype == torch.float32  # read by index arithmetic only
+    # Module.to(dtype) in the backend and the reference: module_to leaves the kept constants
+    again = module_to(gm, dtype)
+    assert again.fp32_kept_inv_freq.dtype == torch.float32
+    (got,) = again(x, pos)
+    torch.testing.assert_close(got, want, rtol=0, atol=torch.finfo(dtype).eps)
 
 
 def test_mask_sentinel_saturates_instead_of_nan() -> None:

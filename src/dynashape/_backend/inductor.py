@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from .. import _progress
 from .._deps import require
-from .._dtypes import DTYPES, to_torch
+from .._dtypes import DTYPES, module_to, to_torch
 from .._engine.selection import PartTable
 from .._errors import BackendError, EngineFileError
 from .._io import private_cache_dir, write_atomic
@@ -122,7 +122,7 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
         # validation compares with) must stay as it was.
         module = copy.deepcopy(module).to(settings.device)
         if compute != torch.float32:
-            module = module.to(compute)
+            module = module_to(module, compute)
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
     device = settings.device

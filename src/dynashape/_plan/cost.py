@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .._dtypes import module_to
 from .._io import private_cache_dir, write_atomic
 
 log = logging.getLogger("dynashape")
@@ -235,7 +236,7 @@ def torch_timer(module: Any, specs: Sequence[Any], device: str, precision: str) 
     dt = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
     module = module.to(device).eval()
     if dt is not None:
-        module = module.to(dt)
+        module = module_to(module, dt)
     cuda = device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
 

@@ -342,13 +342,26 @@ class Builder:
         # NOTE: a float32 constant read only by index arithmetic keeps float32 (its rounding is the bug
         # precision.py describes); one read by both keeps float32 and is narrowed for the others
         kept: set[str] = set()
+        renamed: dict[str, str] = {}
         for node in list(self.graph.nodes):
             if node.op != "get_attr":
                 continue
             island = [u for u in node.users if u.meta.get(KEEP_FP32)]
             if not island:
                 continue
-            kept.add(str(node.target))
+            # the name says "keep": Module.to(float16) elsewhere (the backend, the reference) leaves it
+            # (_dtypes.module_to)
+            old = str(node.target)
+            if old not in renamed:
+                value = getattr(self.root, old)
+                delattr(self.root, old)
+                renamed[old] = self._unique(_dtypes.FP32_KEPT_PREFIX + old)
+                if isinstance(value, torch.nn.Parameter):
+                    self.root.register_parameter(renamed[old], value)
+                else:
+                    self.root.register_buffer(renamed[old], value)
+            node.target = renamed[old]
+            kept.add(renamed[old])
             others = [u for u in node.users if not u.meta.get(KEEP_FP32)]
             if others:
                 with self.graph.inserting_after(node):
