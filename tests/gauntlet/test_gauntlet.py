@@ -32,8 +32,9 @@ INDUCTOR_CI = [("bert", "torchscript"), ("wav2vec2", "torchscript"), ("resnet", 
 KNOWN = {
     ("swin", "torchscript"): "torch.export cannot prove the window-partition guard of the traced pads over the range "
                              "(valid only at multiples of 32); needs a residue-class split of the profile",
-    ("segformer", "module"): "a size computed through tensors (data-dependent `Ne(u4*u6, 0)`) that neither torch.export "
-                             "mode traces (torch 2.13; torch 2.11 on CUDA builds it)",
+    ("segformer", "module"): "Inductor's ValueRangeError `Invalid ranges [0:-1]` lowering the first sequence-reduction "
+                             "convolution (sizes ((H - 1)//4 + 1) * ((W - 1)//4 + 1) reshaped back to a map; torch 2.13 "
+                             "CPU; an earlier run stopped before it at a data-dependent size; torch 2.11 on CUDA builds it)",
     ("segformer", "dynamo"): "the same data-dependent size in the dynamo exporter's graph",
     ("segformer", "torchscript"): "Inductor's ValueRangeError `Invalid ranges [0:-1]` at the first patch embedding's Shape "
                                   "node of the imported graph (not investigated)",
