@@ -319,15 +319,17 @@ class Builder:
 
     def _float32_to_compute(self) -> None:
         """Make float32 mean the compute dtype: weights and constants, and every float32 named in
-        the graph (Cast and CastLike targets, ConstantOfShape values, Range and EyeLike dtypes).
+        the graph (Cast and CastLike targets, ConstantOfShape values, Range and EyeLike dtypes), except
+        index arithmetic and its constants (:mod:`.precision`), which keep float32. Constants are
+        narrowed with saturation (a float32 mask sentinel becomes the dtype's lowest value, not -inf).
 
         NOTE: ``Module.to(float16)`` converts parameters and buffers only; an imported graph also
         names float32 in its calls (``Cast(to=FLOAT)``, tensors it creates), which then meet
         float16 weights ("expected mat1 and mat2 to have the same dtype"). Rewriting float32 in
         the finished graph covers every converter at once. The graph then computes as the
-        original module does after ``.to(float16)``, except where that module upcast on purpose
-        (``x.float()`` in an RMSNorm or a rotary embedding): a float32 export cannot tell those
-        casts from the others, so they run in the compute dtype too.
+        original module does after ``.to(float16)``, except where that module upcast activations on
+        purpose (``x.float()`` in an RMSNorm): a float32 export cannot tell those casts from the
+        others, so they run in the compute dtype too.
         """
         compute = self.compute
         assert compute is not None
