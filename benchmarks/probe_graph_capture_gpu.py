@@ -55,10 +55,39 @@ def main() -> int:
             cpu_nodes.append(f"{n.op} {n.name} {n.target} {tuple(v.shape)} {v.dtype} <- {n.meta.get('stack_trace', '')[-300:]}")
     report["cpu_nodes"] = cpu_nodes
     report["constants_on_cpu"] = [k for k, t in ep.constants.items() if isinstance(t, torch.Tensor) and t.device.type == "cpu"]
+    import glob
+    import time
+
+    start = time.time()
     pkg = torch._inductor.aoti_compile_and_package(ep, package_path=os.path.join(tempfile.mkdtemp(), "m.pt2"))
     runner = torch._inductor.aoti_load_package(pkg)
     runner(*inputs)
     torch.cuda.synchronize()
+    # the CUDA runtime calls of one plain call: a synchronous copy, a synchronize or a host allocation is
+    # what a capture refuses
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        runner(*inputs)
+        torch.cuda.synchronize()
+    calls = {}
+    for ev in prof.events():
+        name = ev.name
+        if any(k in name for k in ("Memcpy", "Synchronize", "cudaMalloc", "cudaFree", "HostAlloc", "copy_", "to_copy", "item", "local_scalar")):
+            calls[name] = calls.get(name, 0) + 1
+    report["runtime_calls"] = calls
+    # the wrapper Inductor generated (left in its cache directory by the compile above)
+    wrappers = [f for f in glob.glob(os.path.join(tempfile.gettempdir(), "torchinductor_*", "**", "*.cpp"), recursive=True)
+                if os.path.getmtime(f) >= start - 1]
+    report["wrappers"] = wrappers[:5]
+    sites = []
+    for f in wrappers:
+        with open(f, errors="replace") as fh:
+            lines = fh.read().split("\n")
+        for i, line in enumerate(lines):
+            if "aoti_torch_copy_" in line or "device_type_cpu" in line or "cudaMemcpy" in line or ("item" in line.lower() and "scalar" in line.lower()):
+                sites.append(f"{f}:{i + 1}\n" + "\n".join(lines[max(0, i - 15): i + 3]))
+    report["wrapper_sites"] = sites[:10]
     g = torch.cuda.CUDAGraph()
     try:
         with torch.cuda.graph(g):
@@ -78,8 +107,8 @@ def main() -> int:
     out = os.path.join(args.out, f"probe_graph_capture_{args.model}_{args.exporter}.json")
     with open(out, "w") as fh:
         json.dump(report, fh, indent=1)
-    print(json.dumps({k: v for k, v in report.items() if k != "copy_sites"}, indent=1)[:4000])
-    for c in context[:6]:
+    print(json.dumps({k: v for k, v in report.items() if k not in ("copy_sites", "wrapper_sites")}, indent=1)[:4000])
+    for c in (context + report["wrapper_sites"])[:8]:
         print("-----\n" + c)
     return 0
 
