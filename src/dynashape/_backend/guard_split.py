@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import linecache
 import logging
 import os
+import sys
 import sysconfig
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -636,6 +638,27 @@ def _user_frame(stack: traceback.StackSummary) -> str | None:
     return None
 
 
+_REAL: dict[str, str] = {}
+
+
+def _caller_in_user_code() -> str | None:
+    """:func:`_user_frame` of the current stack, walked frame by frame: called for every guard torch
+    records (thousands for a Swin), where formatting the whole stack each time cost a third of the export."""
+    skip = _skip_dirs()
+    f = sys._getframe(1)
+    while f is not None:
+        name = f.f_code.co_filename
+        real = _REAL.get(name)
+        if real is None:
+            real = _REAL[name] = os.path.realpath(name)
+        if not name.startswith("<") and not real.startswith(skip):
+            line = linecache.getline(name, f.f_lineno).strip()
+            code = f" `{line}`" if line else ""
+            return f"{name}:{f.f_lineno} in {f.f_code.co_name}{code}"
+        f = f.f_back
+    return None
+
+
 @contextlib.contextmanager
 def _guard_sources() -> Iterator[dict[str, str]]:
     """Guard text -> the model's source line, from torch's "[guard added]" log record at the moment it is made.
@@ -650,7 +673,7 @@ def _guard_sources() -> Iterator[dict[str, str]]:
         def emit(self, record: logging.LogRecord) -> None:
             if "[guard added]" not in str(record.msg):
                 return
-            frame = _user_frame(traceback.extract_stack())
+            frame = _caller_in_user_code()
             if frame is None:
                 return
             for a in record.args if isinstance(record.args, tuple) else ():
