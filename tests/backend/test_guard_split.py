@@ -365,3 +365,28 @@ def test_a_dim_specialized_at_every_value_is_a_pin_refused_after_a_bounded_numbe
         _split(_ReadsTheSize(), Profile({"x": ((1, 3, 8, 8), (1, 3, 20, 8), (1, 3, 60, 8))}))
     text = str(info.value)
     assert f"fixed H to the example's value at {MAX_SINGLETONS + 1} values" in text and "reads the size as a constant" in text
+
+
+class ManyBranches(nn.Module):
+    """Branches on H % 9 and W % 9: 81 parts, more than a split builds."""
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor]:
+        x = xs[0]
+        out = x
+        for axis in (2, 3):
+            r = x.shape[axis] % 9
+            for k in range(9):
+                if r == k:
+                    out = out * (k + 1)
+                    break
+        return (out,)
+
+
+def test_too_many_branches_are_refused_early_with_the_one_part_range() -> None:
+    prof = Profile({"x": ((1, 3, 20, 20), (1, 3, 36, 36), (1, 3, 60, 60))})
+    with pytest.raises(BackendError) as info:
+        split_profile(torch, ManyBranches().eval(), SPEC, prof, lambda i, shape: torch.rand(shape))
+    msg = str(info.value)
+    assert "branches on the dims' values into at least" in msg
+    assert "the opt shape's is H in 27..54 with H % 9 in {0}, W in 27..54 with W % 9 in {0}" in msg, msg
+    assert "test_guard_split.py" in msg  # the model's line

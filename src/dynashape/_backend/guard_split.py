@@ -326,6 +326,7 @@ class _Splitter:
                 if v not in allowed:
                     raise self._error(f"the export at {d.name} = {v} records guards that exclude {v}", None)
                 classes[d.name].append(allowed)
+                self._check_count(classes, first, lower_bound=True)
                 if sum(len(c) == 1 for c in classes[d.name]) > MAX_SINGLETONS:
                     raise self._error(f"torch.export fixed {d.name} to the example's value at {MAX_SINGLETONS + 1} values "
                                       f"(the model's code reads the size as a constant)", None)
@@ -349,9 +350,8 @@ class _Splitter:
             if (self.edge_padding is not None and edge in classes[d.name]
                     and any(d.lo + 1 in c for c in classes[d.name] if c != edge) and self.edge_padding(d)):
                 classes[d.name] = [c for c in classes[d.name] if c != edge]
+        self._check_count(classes, first)
         combos = list(itertools.product(*(classes[d.name] for d in self.dims)))
-        if len(combos) > MAX_PARTS:
-            raise self._error(f"the guards split it into {len(combos)} parts (at most {MAX_PARTS})", None)
         parts = []
         for combo in combos:
             dim_classes = []
@@ -382,6 +382,36 @@ class _Splitter:
                                tuple(dict.fromkeys(g.source for g in guard_list if g.source)))
             parts.append(PlannedPart(part, t.program, example))
         return parts + gaps
+
+    def _check_count(self, classes: dict[str, list[frozenset[int]]], first: _Trace, *, lower_bound: bool = False) -> None:
+        """Stop as soon as the classes found so far make more than :data:`MAX_PARTS` parts.
+
+        NOTE: each class costs an export (10-90 s for a Swin on a CPU core) and a compile: a model
+        that branches on many residues (Swin: its patch padding, each stage's window padding and
+        patch-merging parity) is refused after the exports that prove it, not after all of them.
+        The message names the opt shape's class, the range that builds as one part. While classes are
+        still being found (``lower_bound``), a class of a dim's lowest value alone is not counted: it
+        may still run padded in the next one's package (the edge rule in plan())."""
+        count = 1
+        for d in self.dims:
+            found = classes.get(d.name, [])
+            if lower_bound:
+                found = [c for c in found if c != frozenset([d.lo])]
+            count *= max(len(found), 1)
+        if count <= MAX_PARTS:
+            return
+        found = ", ".join(f"{n}: {len(c)}" for n, c in classes.items())
+        one = ", ".join(self._dim_class(d, first.allowed[d.name], loose=True).describe() for d in self.dims)
+        guards = [g for d in self.dims for g in first.guards[d.name]]
+        raise BackendError(
+            f"torch.export cannot keep the profile's dims dynamic ({self.profile.describe()}): the model's code "
+            f"branches on the dims' values into at least {count} parts (classes found so far: {found}; at most "
+            f"{MAX_PARTS} parts), e.g. `{guards[0].text if guards else '?'}`"
+            + (f" (made by {guards[0].source})" if guards and guards[0].source else ""),
+            "a profile whose shapes take few branches of the model's code",
+            f"narrow the profile to one branch: the opt shape's is {one}; or build one static profile per size "
+            f"you serve (--shapes / several profiles), which also runs fastest",
+        )
 
     def _cuts(self, relations: list[_Relation], full: dict[str, tuple[int, int]]) -> dict[str, list[int]]:
         """Per dim, the values ``v`` where some relation's truth differs between ``v - 1`` and ``v`` for
