@@ -41,6 +41,7 @@ import os
 import sys
 import sysconfig
 import traceback
+import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -400,12 +401,12 @@ class _Splitter:
             count *= max(len(found), 1)
         if count <= MAX_PARTS:
             return
-        found = ", ".join(f"{n}: {len(c)}" for n, c in classes.items())
+        counts = ", ".join(f"{n}: {len(c)}" for n, c in classes.items())
         one = ", ".join(self._dim_class(d, first.allowed[d.name], loose=True).describe() for d in self.dims)
         guards = [g for d in self.dims for g in first.guards[d.name]]
         raise BackendError(
             f"torch.export cannot keep the profile's dims dynamic ({self.profile.describe()}): the model's code "
-            f"branches on the dims' values into at least {count} parts (classes found so far: {found}; at most "
+            f"branches on the dims' values into at least {count} parts (classes found so far: {counts}; at most "
             f"{MAX_PARTS} parts), e.g. `{guards[0].text if guards else '?'}`"
             + (f" (made by {guards[0].source})" if guards and guards[0].source else ""),
             "a profile whose shapes take few branches of the model's code",
@@ -675,7 +676,7 @@ def _caller_in_user_code() -> str | None:
     """:func:`_user_frame` of the current stack, walked frame by frame: called for every guard torch
     records (thousands for a Swin), where formatting the whole stack each time cost a third of the export."""
     skip = _skip_dirs()
-    f = sys._getframe(1)
+    f: types.FrameType | None = sys._getframe(1)
     while f is not None:
         name = f.f_code.co_filename
         real = _REAL.get(name)
