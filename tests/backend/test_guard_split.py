@@ -390,3 +390,18 @@ def test_too_many_branches_are_refused_early_with_the_one_part_range() -> None:
     assert "branches on the dims' values into at least" in msg
     assert "the opt shape's is H in 27..54 with H % 9 in {0}, W in 27..54 with W % 9 in {0}" in msg, msg
     assert "test_guard_split.py" in msg  # the model's line
+
+
+def test_third_party_model_code_is_the_models_line_not_a_library() -> None:
+    """A guard made in transformers names the transformers line: site-packages may lie inside the
+    standard library's folder (pyenv, conda), which must not hide it."""
+    import json
+    import os
+
+    from dynashape._backend.guard_split import _library
+
+    assert _library(torch.__file__) and _library(os.__file__) and _library(json.__file__)
+    assert _library(dynashape.__file__)
+    assert not _library(__file__)
+    transformers = pytest.importorskip("transformers")
+    assert not _library(transformers.__file__)

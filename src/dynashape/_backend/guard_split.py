@@ -642,47 +642,59 @@ def _text(expr: Any, names: dict[Any, str]) -> str:
         return str(named)
 
 
-_SKIP_DIRS: tuple[str, ...] = ()
+_DIRS: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
+_REAL: dict[str, str] = {}
 
 
-def _skip_dirs() -> tuple[str, ...]:
-    global _SKIP_DIRS
-    if not _SKIP_DIRS:
+def _library(filename: str) -> bool:
+    """Whether a frame's file is torch, dynashape or the standard library (not the model's code).
+
+    NOTE: third-party packages (transformers, timm) are the model's code here. Their site-packages
+    folder can lie inside the standard library's (pyenv, conda: ``lib/python3.11/site-packages``), so
+    it is checked first: a prefix test on the standard library alone named the user's wrapper instead
+    of the transformers line that made a guard."""
+    global _DIRS
+    if _DIRS is None:
+        import site
+
         import torch
+
+        def norm(paths: Sequence[str]) -> tuple[str, ...]:
+            return tuple(os.path.join(os.path.realpath(p), "") for p in paths if p)
 
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         paths = sysconfig.get_paths()
-        _SKIP_DIRS = tuple(os.path.join(os.path.realpath(p), "") for p in
-                           (os.path.dirname(torch.__file__), here, paths["stdlib"], paths.get("platstdlib", paths["stdlib"])))
-    return _SKIP_DIRS
+        site_dirs = [*site.getsitepackages(), site.getusersitepackages(), paths.get("purelib", ""), paths.get("platlib", "")]
+        _DIRS = (norm([os.path.dirname(torch.__file__), here]), norm(site_dirs),
+                 norm([paths["stdlib"], paths.get("platstdlib", paths["stdlib"])]))
+    if filename.startswith("<"):
+        return True
+    real = _REAL.get(filename)
+    if real is None:
+        real = _REAL[filename] = os.path.realpath(filename)
+    ours, sites, stdlib = _DIRS
+    if real.startswith(ours):
+        return True
+    return not real.startswith(sites) and real.startswith(stdlib)
 
 
 def _user_frame(stack: traceback.StackSummary) -> str | None:
     """The innermost frame outside torch, dynashape and the standard library: the model's line."""
-    skip = _skip_dirs()
     for f in reversed(stack):
-        path = os.path.realpath(f.filename)
-        if f.filename.startswith("<") or path.startswith(skip):
+        if _library(f.filename):
             continue
         code = f" `{f.line.strip()}`" if f.line else ""
         return f"{f.filename}:{f.lineno} in {f.name}{code}"
     return None
 
 
-_REAL: dict[str, str] = {}
-
-
 def _caller_in_user_code() -> str | None:
     """:func:`_user_frame` of the current stack, walked frame by frame: called for every guard torch
     records (thousands for a Swin), where formatting the whole stack each time cost a third of the export."""
-    skip = _skip_dirs()
     f: types.FrameType | None = sys._getframe(1)
     while f is not None:
         name = f.f_code.co_filename
-        real = _REAL.get(name)
-        if real is None:
-            real = _REAL[name] = os.path.realpath(name)
-        if not name.startswith("<") and not real.startswith(skip):
+        if not _library(name):
             line = linecache.getline(name, f.f_lineno).strip()
             code = f" `{line}`" if line else ""
             return f"{name}:{f.f_lineno} in {f.f_code.co_name}{code}"
