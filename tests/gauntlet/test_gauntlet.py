@@ -33,6 +33,9 @@ KNOWN = {
     ("swin", "torchscript"): "the exporter baked Swin's Python padding branches for the example: the file is right only at "
                              "multiples of 32, and torch.export cannot prove its window-partition guard over the range "
                              "(from the module the split refuses Swin too: over 100 parts; docs/gauntlet.md)",
+    ("swin", "module"): "Swin's Python branches on padding and parity split H, W in 32..96 into over 100 parts; the split "
+                        "refuses it after 17 exports (13 min on 2 cores) with the one-part range (docs/gauntlet.md)",
+    ("swin", "dynamo"): "the same branches in the dynamo exporter's graph (not re-run after the early refusal)",
     ("segformer", "module"): "Inductor's ValueRangeError `Invalid ranges [0:-1]` lowering the first sequence-reduction "
                              "convolution (sizes ((H - 1)//4 + 1) * ((W - 1)//4 + 1) reshaped back to a map; torch 2.13 "
                              "CPU; an earlier run stopped before it at a data-dependent size; torch 2.11 on CUDA builds it)",
