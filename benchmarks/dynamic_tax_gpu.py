@@ -356,6 +356,8 @@ def markdown(data: dict[str, Any]) -> str:
                  for k in sorted({k for row in r["rows"].values() for k in row if k.startswith("tax")})}
         for k, v in taxes.items():
             lines.append(f"- {k}: " + ", ".join(f"{x:.3f}" for x in v) + (f" (geomean {geomean(v):.3f})" if v else ""))
+        if r.get("load_at_timing"):
+            lines.append(f"- load while timed (before, after): {json.dumps(r['load_at_timing'])}")
         for v, b in r["builds"].items():
             lines.append(f"- build {v}: " + (f"{b['build_s']} s, parts {b.get('parts')}" if "build_s" in b else json.dumps(b)[:300]))
         for name, k in r["kernels"].items():
@@ -367,6 +369,24 @@ def markdown(data: dict[str, Any]) -> str:
     if data.get("skipped"):
         lines += ["Skipped (time budget or errors): " + "; ".join(data["skipped"]), ""]
     return "\n".join(lines)
+
+
+def _load() -> dict[str, Any]:
+    """The machine's 1-minute load average and the processes on this process's GPU(s) (other timing or
+    validation runs make the ratios noisy)."""
+    out: dict[str, Any] = {"loadavg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+    try:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        query = ["nvidia-smi", "--query-compute-apps=gpu_uuid,pid", "--format=csv,noheader"]
+        uuids = ["nvidia-smi", "--query-gpu=index,uuid", "--format=csv,noheader"]
+        mine = {line.split(",")[1].strip() for line in subprocess.run(uuids, capture_output=True, text=True, timeout=10).stdout.splitlines()
+                if not visible or line.split(",")[0].strip() in visible.split(",")}
+        apps = [line for line in subprocess.run(query, capture_output=True, text=True, timeout=10).stdout.splitlines()
+                if line.split(",")[0].strip() in mine]
+        out["gpu_processes"] = len(apps)
+    except (OSError, subprocess.SubprocessError, IndexError):
+        out["gpu_processes"] = None
+    return out
 
 
 def main() -> int:
@@ -417,11 +437,15 @@ def main() -> int:
             if "path" not in info:
                 data["skipped"].append(f"build {key} {variant}: {info}")
         for c in chosen:
+            # NOTE: ratios from a shared machine move by up to 0.12 between runs (BENCHMARKS.md, run 3):
+            # what else ran while this model was timed is recorded beside its numbers
+            load = _load()
             try:
                 data["models"][c.key] = run_model(c, built, args, deadline)
             except Exception as ex:
                 traceback.print_exc()
                 data["models"][c.key] = {"error": " ".join(str(ex).split())[:400]}
+            data["models"][c.key]["load_at_timing"] = {"before": load, "after": _load()}
     data["wall_s"] = round(time.time() - start, 1)
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"dynamic_tax_{today()}")
