@@ -14,10 +14,18 @@ mkdir -p "$R"
 export R TORCHINDUCTOR_COMPILE_THREADS="${TORCHINDUCTOR_COMPILE_THREADS:-2}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$R/card.txt" 2>&1
 python -c "import torch, sys; print(sys.version); print('torch', torch.__version__, 'cuda', torch.version.cuda)" >>"$R/card.txt" 2>&1
+# NOTE: a shard list written for two GPUs may land on a one-GPU machine (the x2 kind is not always
+# lent): a GPU index the machine lacks wraps around, and the shard's log says so
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU" || true)
 pids=()
 while read -r gpu name cmd; do
     [[ -z "${gpu}" || "${gpu}" == \#* ]] && continue
-    (CUDA_VISIBLE_DEVICES=$gpu timeout -k 10 "$limit" bash -c "$cmd" >"$R/$name.log" 2>&1; echo "rc $?" >>"$R/$name.log") &
+    : >"$R/${name}.log"
+    if [[ "${ngpu}" -gt 0 && "${gpu}" -ge "${ngpu}" ]]; then
+        echo "shard ${name}: GPU ${gpu} is not on this machine (${ngpu} GPU(s)); running on GPU $((gpu % ngpu))" >>"$R/${name}.log"
+        gpu=$((gpu % ngpu))
+    fi
+    (CUDA_VISIBLE_DEVICES=$gpu timeout -k 10 "$limit" bash -c "$cmd" >>"$R/$name.log" 2>&1; echo "rc $?" >>"$R/$name.log") &
     pids+=($!)
 done <"$shards"
 wait "${pids[@]}"
