@@ -300,13 +300,18 @@ class _BatchGuardNet(torch.nn.Module):
         return x.sum(1)
 
 
+def _build_batch_1_to_16(m: torch.nn.Module) -> dynashape.Engine:
+    """Batch 1..16 and H 8..16 dynamic, traced at 2x3x12x8."""
+    prof = Profile({"x": ((1, 3, 8, 8), (2, 3, 12, 8), (16, 3, 16, 8))})
+    return dynashape.build(m, prof, backend="inductor", example_inputs={"x": torch.rand(2, 3, 12, 8)},
+                           dynamic_axes={"x": {0: "batch", 2: "H"}}, quiet=True)
+
+
 def test_a_dim_that_torch_specializes_becomes_a_class_of_one_value() -> None:
     # NOTE: batch 1..16, as ResNet-50's 1..32 on the GPU: the trace at batch 1 is specialized, the
     # one at the opt covers 2..16 (the range is wider than the singletons allowed: still two classes)
     m = _BatchGuardNet()
-    prof = Profile({"x": ((1, 3, 8, 8), (2, 3, 12, 8), (16, 3, 16, 8))})
-    e = dynashape.build(m, prof, backend="inductor", example_inputs={"x": torch.rand(2, 3, 12, 8)},
-                        dynamic_axes={"x": {0: "batch", 2: "H"}}, quiet=True)
+    e = _build_batch_1_to_16(m)
     described = sorted(p.describe() for p in e.manifest.parts)
     assert described == ["batch in 1..1, H in 8..16 with H % 2 in {0}", "batch in 1..1, H in 9..15 with H % 2 in {1}",
                          "batch in 2..16, H in 8..16 with H % 2 in {0}", "batch in 2..16, H in 9..15 with H % 2 in {1}"], described
@@ -329,9 +334,7 @@ class _BenignBatchGuardNet(torch.nn.Module):
 
 def test_the_lowest_value_traced_alone_runs_padded_when_padding_is_safe() -> None:
     m = _BenignBatchGuardNet()
-    prof = Profile({"x": ((1, 3, 8, 8), (2, 3, 12, 8), (16, 3, 16, 8))})
-    e = dynashape.build(m, prof, backend="inductor", example_inputs={"x": torch.rand(2, 3, 12, 8)},
-                        dynamic_axes={"x": {0: "batch", 2: "H"}}, quiet=True)
+    e = _build_batch_1_to_16(m)
     described = sorted(p.describe() for p in e.manifest.parts)
     assert described == ["batch in 2..16, H in 8..16 with H % 2 in {0}", "batch in 2..16, H in 9..15 with H % 2 in {1}"], described
     edge = [d for d in e.manifest.backend_data["alignment"][0]["dims"] if d.get("edge")]

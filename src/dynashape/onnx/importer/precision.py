@@ -23,6 +23,7 @@ island computes what eager PyTorch computes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import onnx
@@ -53,19 +54,13 @@ def _constant_types(g: onnx.GraphProto) -> dict[str, tuple[int, int]]:
     """name -> (elem_type, numel) of the graph's initializers and Constant nodes' outputs."""
     out: dict[str, tuple[int, int]] = {}
     for init in g.initializer:
-        numel = 1
-        for d in init.dims:
-            numel *= int(d)
-        out[init.name] = (init.data_type, numel)
+        out[init.name] = (init.data_type, math.prod(int(d) for d in init.dims))
     for n in g.node:
         if n.op_type != "Constant" or not n.output:
             continue
         for a in n.attribute:
             if a.name == "value":
-                numel = 1
-                for d in a.t.dims:
-                    numel *= int(d)
-                out[n.output[0]] = (a.t.data_type, numel)
+                out[n.output[0]] = (a.t.data_type, math.prod(int(d) for d in a.t.dims))
             elif a.name in ("value_float", "value_floats"):
                 out[n.output[0]] = (_FLOAT32, max(1, len(a.floats)))
             elif a.name in ("value_int", "value_ints"):
