@@ -6,6 +6,8 @@ Run on the GPU machine: PYTHONPATH=src CXX=/usr/bin/g++ CC=/usr/bin/gcc python -
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -78,3 +80,24 @@ def test_self_attention_is_one_sdpa_call_by_default() -> None:
             want = m16(x.half()).float()
         got = next(iter(e.run({"x": x}).values())).float()
         assert float((got - want).abs().max()) <= 2e-2 * float(want.abs().max()) + 1e-3, b
+
+
+def test_seed_net_head_is_a_channel_dot_on_cuda_and_outputs_match_eager() -> None:
+    """The one-channel 1x1 head of the seed's segmentation net is computed as a dot product over the
+    channels in a dynamic CUDA build (``_backend/conv_layout.py``); both packages stay right."""
+    from dynashape.zoo import REGISTRY
+
+    z = REGISTRY["segmentation"]
+    model = z.make()
+    prof = Profile({"input_1": ((1, 3, 128, 128), (1, 3, 256, 256), (1, 3, 320, 320))})
+    e = dynashape.build(model, prof, backend="inductor", device="cuda", precision="fp16",
+                        example_inputs=z.example_inputs(image_height=256, image_width=256), quiet=True)
+    assert [n.rsplit(".", 1)[-1] for n in e.manifest.backend_data["channel_dots"]] == ["head"]
+    m16 = copy.deepcopy(model).half().cuda()
+    for h, w in ((128, 128), (256, 320), (131, 257)):
+        x = torch.rand(1, 3, h, w, device="cuda")
+        with torch.no_grad():
+            want = m16(x.half()).float()
+        got = next(iter(e.run({"input_1": x}).values()))
+        assert got.shape == want.shape and got.is_contiguous()
+        assert float((got - want).abs().max()) <= 2e-2 * max(1.0, float(want.abs().max()))

@@ -39,6 +39,7 @@ from .._specs import TensorSpec, dtype_name, identifier
 from .alignment import Aligner, edge_record, is_conv_net, plan_parts
 from .attention import use_sdpa
 from .base import Backend, Runner
+from .conv_layout import channel_dots
 from .guard_split import FreeDim, PlannedPart, restricting_guards, split_profile
 from .guard_split import dim_symbol as _symbol
 
@@ -107,14 +108,16 @@ def _tf32(torch: Any, enabled: bool) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) -> tuple[Any, bool]:
-    """The module as it will be compiled: on the device, in the compute precision and layout.
+def _make_compute_module(torch: Any, source: Source, settings: BuildSettings, dynamic: bool) -> tuple[Any, bool, list[str]]:
+    """The module as it will be compiled: on the device, in the compute precision and layout, and
+    whether it is channels-last and which one-channel 1x1 convolutions became channel dot products.
 
     Inputs and outputs keep the model's dtypes: float inputs are cast to the compute dtype inside
     the graph and float outputs back, so the cast is fused into the first and last kernels.
     """
     compute = getattr(torch, _COMPUTE[settings.precision])
     has_conv = is_conv_net(torch, source.module)
+    dots: list[str] = []
     channels_last = settings.channels_last if settings.channels_last is not None else (settings.device.startswith("cuda") and has_conv)
     module = source.module.eval()
     if settings.device != "cpu" or compute != torch.float32 or channels_last:
@@ -124,6 +127,10 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
         if compute != torch.float32:
             module = module_to(module, compute)
         if channels_last:
+            if dynamic:
+                # NOTE: only where some dim is free: that is when Inductor's own layout pass is off
+                # and a one-channel convolution's input layout goes wrong (see conv_layout)
+                dots = channel_dots(torch, module)
             module = module.to(memory_format=torch.channels_last)
     device = settings.device
     in_dtypes = [to_torch(s.dtype) for s in source.inputs]
@@ -152,7 +159,7 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings) ->
                 outs = self.inner(*cast)
             return tuple(o.to(dt) if dt is not None and o.dtype != dt else o for o, dt in zip(outs, out_dtypes, strict=True))
 
-    return Compute().eval(), channels_last
+    return Compute().eval(), channels_last, dots
 
 
 def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, device: str,
@@ -348,7 +355,8 @@ class InductorBackend(Backend):
         if settings.precision == "fp16" and settings.device == "cpu":
             log.warning("fp16 on the CPU is slow in most PyTorch CPU kernels; bf16 or fp32 are usually faster there")
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache_dir())
-        module, channels_last = _make_compute_module(torch, source, settings)
+        dynamic = any(p[name].dynamic_axes for p in profiles for name in p)
+        module, channels_last, dots = _make_compute_module(torch, source, settings, dynamic)
         swapped = None
         if settings.attention in ("sdpa", "auto"):
             module, count, why_not = use_sdpa(torch, module, source.example_inputs, settings.device, settings.precision,
@@ -424,6 +432,8 @@ class InductorBackend(Backend):
             data["profile_parts"] = part_counts
         if any(aligned):
             data["alignment"] = aligned
+        if dots:
+            data["channel_dots"] = dots
         if swapped is not None:
             data["attention"] = {"mode": "sdpa", "modules_swapped": swapped}
         return Built(payloads, source.inputs, merge_specs(per_part), data, parts)

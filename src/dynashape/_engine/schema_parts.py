@@ -228,6 +228,8 @@ def check_backend_data(c: Checker, backend: str, data: dict[str, Any], inputs: l
             int_in(1, MAX_PARTS)(x) for x in v), f"{n} part counts from 1 to {MAX_PARTS} (one per profile)", optional=True)
         c.get(data, "attention", f + "attention", lambda v: isinstance(v, dict) and v.get("mode") == "sdpa"
               and int_in(0, 1 << 20)(v.get("modules_swapped")), "{mode: 'sdpa', modules_swapped: a count}", optional=True)
+        c.get(data, "channel_dots", f + "channel_dots", lambda v: isinstance(v, list) and len(v) <= 1 << 16
+              and all(isinstance(x, str) and 0 < len(x) <= 1024 for x in v), "a list of module names", optional=True)
         records = c.get(data, "alignment", f + "alignment", lambda v: isinstance(v, list) and len(v) == n,
                         f"{n} alignment records (one per profile, null where none)", optional=True, default=[])
         for k, rec in enumerate(records):

@@ -1,0 +1,72 @@
+"""One-output-channel 1x1 convolutions computed as channel dot products (``_backend/conv_layout.py``):
+the values are the model's, only plain 1x1 convolutions are replaced, and a channels-last build with a
+free dim does it (the CPU build is forced channels-last here; CUDA builds are by default)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import dynashape  # noqa: E402
+from dynashape import Profile  # noqa: E402
+from dynashape._backend.conv_layout import channel_dots, is_channel_dot  # noqa: E402
+
+nn = torch.nn
+
+
+class Heads(nn.Module):
+    """A trunk with the convolutions the rule must tell apart: a 1x1 one-channel head (replaced), one
+    without bias (replaced), and one-channel convolutions that are not dot products (kept)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.trunk = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.head = nn.Conv2d(8, 1, 1)
+        self.nobias = nn.Conv2d(8, 1, 1, bias=False)
+        self.k3 = nn.Conv2d(8, 1, 3, padding=1)
+        self.strided = nn.Conv2d(8, 1, 1, stride=2)
+        self.padded = nn.Conv2d(8, 1, 1, padding=1)
+        self.wide = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        t = self.trunk(x)
+        return self.head(t), self.nobias(t) * 2, self.k3(t), self.strided(t), self.padded(t), self.wide(t)
+
+
+def test_only_plain_one_channel_1x1_convolutions_are_replaced_and_values_are_kept() -> None:
+    model = Heads().eval()
+    rewritten = copy.deepcopy(model)
+    assert channel_dots(torch, rewritten) == ["head", "nobias"]
+    assert not is_channel_dot(torch, rewritten.k3) and is_channel_dot(torch, model.head)
+    x = torch.rand(2, 3, 17, 23)
+    with torch.no_grad():
+        for want, got in zip(model(x), rewritten(x), strict=True):
+            assert got.shape == want.shape
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_channels_last_build_with_a_free_dim_uses_the_dot_and_returns_a_dense_output() -> None:
+    model = Heads().eval()
+    prof = Profile({"x": ((1, 3, 16, 16), (1, 3, 24, 24), (1, 3, 32, 32))})
+    e = dynashape.build(model, prof, backend="inductor", device="cpu", example_inputs={"x": torch.rand(1, 3, 24, 24)},
+                        dynamic_axes={"x": {2: "H", 3: "W"}}, channels_last=True, quiet=True)
+    assert sorted(n.rsplit(".", 1)[-1] for n in e.manifest.backend_data["channel_dots"]) == ["head", "nobias"]
+    x = torch.rand(1, 3, 19, 29)
+    got = e.run({"x": x})
+    with torch.no_grad():
+        want = model(x)
+    for g, w in zip(got.values(), want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+    head = next(iter(got.values()))
+    assert head.is_contiguous(), head.stride()
+
+
+def test_a_static_build_keeps_its_convolutions() -> None:
+    model = Heads().eval()
+    shape = (1, 3, 24, 24)
+    e = dynashape.build(model, Profile({"x": (shape, shape, shape)}), backend="inductor", device="cpu",
+                        example_inputs={"x": torch.rand(shape)}, channels_last=True, quiet=True)
+    assert "channel_dots" not in e.manifest.backend_data
