@@ -42,6 +42,7 @@ from .base import Backend, Runner
 from .conv_layout import channel_dots
 from .guard_split import FreeDim, PlannedPart, restricting_guards, split_profile
 from .guard_split import dim_symbol as _symbol
+from .resize import exact_nearest
 
 log = logging.getLogger("dynashape")
 
@@ -357,6 +358,7 @@ class InductorBackend(Backend):
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache_dir())
         dynamic = any(p[name].dynamic_axes for p in profiles for name in p)
         module, channels_last, dots = _make_compute_module(torch, source, settings, dynamic)
+        exact = dynamic and settings.device.startswith("cuda")
         swapped = None
         if settings.attention in ("sdpa", "auto"):
             module, count, why_not = use_sdpa(torch, module, source.example_inputs, settings.device, settings.precision,
@@ -393,8 +395,11 @@ class InductorBackend(Backend):
                 def general(profile: Profile = profile) -> list[PlannedPart]:
                     return export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs, edge_padding)
 
-                planned, record = plan_parts(torch, module, source, profile, align, settings.align_pad, general,
-                                             lambda i, shape: _example_tensor(torch, source.example_inputs[i], shape, settings.device))
+                # NOTE: nearest resizes to symbolic sizes are traced with integer indices on CUDA,
+                # where Triton's approximate float division picked wrong source pixels (see resize)
+                with exact_nearest(torch) if exact else contextlib.nullcontext():
+                    planned, record = plan_parts(torch, module, source, profile, align, settings.align_pad, general,
+                                                 lambda i, shape: _example_tensor(torch, source.example_inputs[i], shape, settings.device))
                 if edges:  # the padded edge values ride in the profile's alignment record (the Aligner pads them)
                     record = {**(record or {}), "dims": [*(record or {}).get("dims", []), *edges]}
                 aligned.append(record)

@@ -1,0 +1,79 @@
+"""Nearest resizes to a symbolic size, with exact integer source indices.
+
+``F.interpolate(x, size=..., mode="nearest")`` takes output pixel ``i`` from input pixel
+``floor(i * (in / out))``. With symbolic sizes Inductor computes ``in / out`` inside the Triton kernel,
+where an integer true division is a float32 division that Triton lowers to ``div.full.f32``, an
+*approximate* division (its printer for ``IntTrueDiv`` writes ``a / b``; ``eager_numerics.division_rounding``
+does not reach it). ``33 / 66`` then comes out just below 0.5, ``2 * scale`` just below 1, and output
+row 2 takes input row 0 instead of 1. Found on an H200 (2026-11-30, torch 2.11): the seed segmentation
+net's general package (the sizes that are not multiples of 32) was wrong by 0.12-0.41 of its largest
+output at 131x257, 200x300 and 600x800 (every size where ``out`` is a multiple of ``in``, so that
+``i * in / out`` hits integers) and right at 777x1001; eager PyTorch, the CPU engines and the static
+engines were right (``benchmarks/probe_nearest_index_gpu.py``, ``probe_general_package_gpu.py``). The
+aligned package was right because its sizes are multiples of a common symbol, so the ratio simplifies.
+
+:func:`exact_nearest` is a torch function mode that a build holds while ``torch.export`` traces the
+model: each ``F.interpolate`` to a given ``size`` in mode ``nearest`` (or ``nearest-exact``) is traced
+as a gather whose indices are eager's formula, ``floor(i * scale)``, with ``scale`` computed as a
+float64 *tensor* division rounded to float32: a float64 division is IEEE-rounded in Triton (there is
+no approximate one), so the scale is eager's ``(float)in / out`` and every index is eager's. (An
+integer formula, ``(i * in) // out``, is exact but not eager: eager's float scale puts some outputs of
+``nearest-exact`` one pixel lower, 80 -> 301 at output 150, so it would not match eager.)
+Resizes by ``scale_factor`` are left as they are (their scale is a constant, not a symbolic ratio).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+
+def _gather_nearest(torch: Any, x: Any, size: Any, exact_half: bool) -> Any:
+    """Eager PyTorch's nearest source index, ``min(floor(i * scale), in - 1)`` (``floor((i + 0.5) *
+    scale)`` for ``nearest-exact``) with ``scale = float32(in / out)``, where the division is a float64
+    tensor division (IEEE in every Triton and C++ kernel) rounded to float32, not an integer true division."""
+    spatial = x.dim() - 2
+    sizes = [size] * spatial if isinstance(size, int) or not hasattr(size, "__len__") else list(size)
+    for d, out in enumerate(sizes):
+        axis = 2 + d
+        size_in = x.shape[axis]
+        scale = (torch.full((), size_in, dtype=torch.float64, device=x.device) / out).to(torch.float32)
+        pos = torch.arange(out, device=x.device, dtype=torch.float32)
+        if exact_half:
+            pos = pos + 0.5
+        idx = torch.clamp((pos * scale).floor().to(torch.int64), max=size_in - 1)
+        x = x.index_select(axis, idx)
+    return x
+
+
+@contextlib.contextmanager
+def exact_nearest(torch: Any) -> Iterator[None]:
+    """While held, ``F.interpolate(x, size=..., mode="nearest" | "nearest-exact")`` is computed (and
+    traced) with integer source indices; every other call is unchanged."""
+    interpolate = torch.nn.functional.interpolate
+
+    class ExactNearest(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if func is interpolate:
+                bound = _interpolate_args(args, kwargs)
+                if (bound is not None and bound["mode"] in ("nearest", "nearest-exact") and bound["size"] is not None
+                        and bound["scale_factor"] is None and 3 <= bound["input"].dim() <= 5):
+                    return _gather_nearest(torch, bound["input"], bound["size"], bound["mode"] == "nearest-exact")
+            return func(*args, **kwargs)
+
+    with ExactNearest():
+        yield
+
+
+_NAMES = ("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
+_DEFAULTS = {"size": None, "scale_factor": None, "mode": "nearest", "align_corners": None, "recompute_scale_factor": None, "antialias": False}
+
+
+def _interpolate_args(args: Any, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """``F.interpolate``'s arguments by name, or None where they are not the ones it takes."""
+    if len(args) > len(_NAMES) or any(k not in _NAMES for k in kwargs):
+        return None
+    bound = {**_DEFAULTS, **dict(zip(_NAMES, args, strict=False)), **kwargs}
+    return bound if "input" in bound else None
