@@ -6,8 +6,8 @@ where an integer true division is a float32 division that Triton lowers to ``div
 *approximate* division (its printer for ``IntTrueDiv`` writes ``a / b``; ``eager_numerics.division_rounding``
 does not reach it). ``33 / 66`` then comes out just below 0.5, ``2 * scale`` just below 1, and output
 row 2 takes input row 0 instead of 1. Found on an H200 (2026-11-30, torch 2.11): the seed segmentation
-net's general package (the sizes that are not multiples of 32) was wrong by 0.12-0.41 of its largest
-output at 131x257, 200x300 and 600x800 (every size where ``out`` is a multiple of ``in``, so that
+net's general package (the sizes that are not multiples of 32) was wrong by 0.10-0.41 of its largest
+output at 131x257, 257x131, 200x300, 150x150 and 600x800 (sizes where ``out`` is a multiple of ``in``, so that
 ``i * in / out`` hits integers) and right at 777x1001; eager PyTorch, the CPU engines and the static
 engines were right (``benchmarks/probe_nearest_index_gpu.py``, ``probe_general_package_gpu.py``). The
 aligned package was right because its sizes are multiples of a common symbol, so the ratio simplifies.
