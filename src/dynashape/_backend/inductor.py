@@ -397,6 +397,8 @@ class InductorBackend(Backend):
 
                 # NOTE: nearest resizes to symbolic sizes are traced with integer indices on CUDA,
                 # where Triton's approximate float division picked wrong source pixels (see resize)
+                # (the TorchDynamo fallback export of data-dependent models runs under it too: not
+                # tried on the GPU with such a model yet)
                 with exact_nearest(torch) if exact else contextlib.nullcontext():
                     planned, record = plan_parts(torch, module, source, profile, align, settings.align_pad, general,
                                                  lambda i, shape: _example_tensor(torch, source.example_inputs[i], shape, settings.device))
