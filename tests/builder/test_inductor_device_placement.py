@@ -29,7 +29,7 @@ def test_imported_bert_traces_on_another_device(tmp_path) -> None:
         dynashape.export(z.make(), z.example_inputs(), path, dynamic_axes=z.dynamic_axes, output_names=["hidden"])
     source = _onnx_to_module(_onnx_source(str(path)), "fp32")
     profile = Profile({n: ((1, 4), (2, 16), (8, 64)) for n in ("input_ids", "attention_mask")})
-    module, _ = _make_compute_module(torch, source, BuildSettings(device="meta"))
+    module, _, _ = _make_compute_module(torch, source, BuildSettings(device="meta"), dynamic=True)
     (part,) = export_profile(torch, module, source.inputs, profile, "meta", source.example_inputs)
     ep = part.program
     devices = {str(n.meta["val"].device) for n in ep.graph.nodes if "val" in n.meta and hasattr(n.meta["val"], "device")}

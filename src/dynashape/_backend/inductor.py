@@ -109,7 +109,7 @@ def _tf32(torch: Any, enabled: bool) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def _make_compute_module(torch: Any, source: Source, settings: BuildSettings, dynamic: bool) -> tuple[Any, bool, list[str]]:
+def _make_compute_module(torch: Any, source: Source, settings: BuildSettings, dynamic: bool = False) -> tuple[Any, bool, list[str]]:
     """The module as it will be compiled: on the device, in the compute precision and layout, and
     whether it is channels-last and which one-channel 1x1 convolutions became channel dot products.
 
