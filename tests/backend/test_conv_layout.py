@@ -70,3 +70,31 @@ def test_a_static_build_keeps_its_convolutions() -> None:
     e = dynashape.build(model, Profile({"x": (shape, shape, shape)}), backend="inductor", device="cpu",
                         example_inputs={"x": torch.rand(shape)}, channels_last=True, quiet=True)
     assert "channel_dots" not in e.manifest.backend_data
+
+
+def test_shared_weights_keep_the_compiled_layout_so_no_convolution_copies_its_weight_per_call(tmp_path) -> None:
+    """The engine's one copy of the weights (``weights.pt``) holds them in the layout they were compiled
+    in. Saved contiguous, every channels-last convolution copied its weight back on every call."""
+    import io
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 8, 3, padding=1)).eval()
+    prof = Profile({"x": ((1, 3, 16, 16), (1, 3, 24, 24), (1, 3, 32, 32))})
+    e = dynashape.build(model, prof, backend="inductor", device="cpu", example_inputs={"x": torch.rand(1, 3, 24, 24)},
+                        dynamic_axes={"x": {2: "H", 3: "W"}}, channels_last=True, quiet=True)
+    path = str(tmp_path / "net.dyna")
+    e.save(path)
+    weights = torch.load(io.BytesIO(e._payloads["weights.pt"]), weights_only=True)
+    kernels = {k: v for k, v in weights.items() if v.dim() == 4}
+    assert len(kernels) == 2 and all(v.is_contiguous(memory_format=torch.channels_last) for v in kernels.values()), \
+        {k: v.stride() for k, v in kernels.items()}
+    loaded = dynashape.load(path)
+    x = torch.rand(1, 3, 19, 29)
+    loaded.run({"x": x})
+    with torch.profiler.profile() as prof_run:
+        got = loaded.run({"x": x})
+    ops = [ev.name for ev in prof_run.events()]
+    assert ops.count("aten::convolution") + ops.count("aten::_convolution") > 0, ops
+    assert "aten::clone" not in ops and "aten::contiguous" not in ops, sorted(set(ops))
+    with torch.no_grad():
+        torch.testing.assert_close(next(iter(got.values())), model(x), rtol=1e-4, atol=1e-4)

@@ -431,7 +431,12 @@ class InductorBackend(Backend):
                 log.info("profile %d built in %.1f s", k, seconds[-1])
         if settings.share_weights:
             buf = io.BytesIO()
-            torch.save({k: v.cpu().contiguous() for k, v in weights.items()}, buf)
+            # NOTE: each tensor keeps its strides (a copy, compacted, in its own layout). The compiled
+            # code was traced with these strides: channels-last convolution weights saved contiguous
+            # made every convolution copy its weight back to channels-last on every call (seen on the
+            # H200 as an ATen copy under each cudnn_convolution, in static and dynamic engines alike),
+            # and a Triton kernel that reads a weight would read it with the wrong strides.
+            torch.save({k: v.detach().to("cpu", copy=True) for k, v in weights.items()}, buf)
             payloads["weights.pt"] = buf.getvalue()
         data = {"tuning": tuning, "channels_last": channels_last, "shared_weights": settings.share_weights,
                 "profile_build_seconds": seconds, "torch": torch.__version__}
