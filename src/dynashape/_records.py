@@ -59,6 +59,9 @@ class BuildSettings:
         inductor_config: inductor: ``(key, value)`` pairs of ``torch._inductor.config`` applied to
             every package's compile (``force_layout_optimization``, ``max_autotune``, ...), as
             ``torch.compile(options=...)`` takes them; recorded in the engine.
+        jobs: inductor: how many packages to compile at once, in child processes (see
+            ``dynashape._backend.aoti_jobs``). None: one per 4 CPU cores, at most 8, and 1 for models
+            over 1 GiB of weights. Not recorded in the engine: it changes the build's time, not the engine.
     """
 
     device: str = "cpu"
@@ -75,6 +78,7 @@ class BuildSettings:
     align_pad: bool = False
     attention: str | None = None
     inductor_config: tuple[tuple[str, bool | int | float | str], ...] = ()
+    jobs: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

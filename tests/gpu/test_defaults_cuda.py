@@ -101,3 +101,22 @@ def test_seed_net_head_is_a_channel_dot_on_cuda_and_outputs_match_eager() -> Non
         got = next(iter(e.run({"input_1": x}).values()))
         assert got.shape == want.shape and got.is_contiguous()
         assert float((got - want).abs().max()) <= 2e-2 * max(1.0, float(want.abs().max()))
+
+
+def test_channels_last_engine_runs_its_convolutions_without_copying_weights() -> None:
+    """A CUDA conv engine (channels-last by default, weights shared across profiles) hands cuDNN
+    weights that are already channels-last: no ATen copy under any convolution, static or dynamic."""
+    model = Seg().eval()
+    for prof, axes in ((Profile({"x": ((1, 3, 64, 64), (1, 3, 128, 128), (1, 3, 256, 256))}), {"x": {2: "H", 3: "W"}}),
+                       (Profile({"x": ((1, 3, 128, 128),) * 3}), None)):
+        e = dynashape.build(model, prof, backend="inductor", device="cuda", precision="fp16",
+                            example_inputs={"x": torch.rand(1, 3, 128, 128)}, dynamic_axes=axes, quiet=True).with_options(cuda_graphs=False)
+        assert e.manifest.backend_data["channels_last"] and e.manifest.backend_data["shared_weights"]
+        x = torch.rand(1, 3, 128, 128, device="cuda")
+        e.run({"x": x})
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as p:
+            e.run({"x": x})
+            torch.cuda.synchronize()
+        ops = [ev.name for ev in p.events()]
+        assert "aten::cudnn_convolution" in ops, sorted(set(ops))
+        assert "aten::copy_" not in ops and "aten::clone" not in ops, (axes, sorted(set(ops)))

@@ -36,6 +36,7 @@ from .._io import private_cache_dir, write_atomic
 from .._profiles import Profile
 from .._records import BuildSettings, Built, Manifest, ProfilePart, Source
 from .._specs import TensorSpec, dtype_name, identifier
+from . import aoti_jobs
 from .alignment import Aligner, edge_record, is_conv_net, plan_parts
 from .attention import use_sdpa
 from .base import Backend, Runner
@@ -372,15 +373,20 @@ class InductorBackend(Backend):
         if settings.share_weights:
             configs["aot_inductor.package_constants_in_so"] = False
         payloads: dict[str, bytes] = {}
+        programs: list[Any] = []  # the exported programs to compile, each once
+        owner: list[int] = []  # the profile each program belongs to
+        unique: dict[int, int] = {}  # id(program) -> its index in programs
+        package_of: dict[str, int] = {}  # payload name -> its program's index
+        compiled: list[bytes] = []
         per_part: list[list[TensorSpec]] = []
         weights: dict[str, Any] = {}
-        seconds = []
+        seconds: list[float] = []
         parts: list[ProfilePart] = []
         part_counts = []
         with tempfile.TemporaryDirectory(prefix="dynashape-aoti-") as tmp, torch.no_grad(), _tf32(torch, settings.tf32):
             for k, profile in enumerate(profiles):
                 t = time.perf_counter()
-                _progress.say(f"build: profile {k + 1} of {len(profiles)}: torch.export + AOTInductor ({profile.describe()})")
+                _progress.say(f"build: profile {k + 1} of {len(profiles)}: torch.export ({profile.describe()})")
                 edges: list[dict[str, Any]] = []
 
                 def edge_padding(d: FreeDim, profile: Profile = profile, edges: list[dict[str, Any]] = edges) -> bool:
@@ -408,27 +414,35 @@ class InductorBackend(Backend):
                 packaged = [p for p in planned if p.program is not None]
                 if len(planned) > 1 or planned[0].part.dims:
                     log.info("profile %d: the model's guards split it into %d parts", k, len(packaged))
-                compiled: dict[int, bytes] = {}  # one compile per program: parts may share a trace
                 for j, p in enumerate(packaged):
                     ep = p.program
                     per_part.append(output_specs(ep, source.inputs, [o.name for o in source.outputs]))
                     if settings.share_weights:
                         weights.update(_weights(ep))
                     name = part_payload(k, j)
-                    path = os.path.join(tmp, name)
-                    if len(packaged) > 1:
-                        _progress.say(f"build: profile {k + 1} part {j + 1} of {len(packaged)}: AOTInductor ({p.part.describe()})")
-                    if id(ep) not in compiled:
-                        torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
-                        with open(path, "rb") as f:
-                            compiled[id(ep)] = f.read()
-                    payloads[name] = compiled[id(ep)]
+                    if id(ep) not in unique:  # one compile per program: parts may share a trace
+                        unique[id(ep)] = len(programs)
+                        programs.append(ep)
+                        owner.append(k)
+                    package_of[name] = unique[id(ep)]
                     if len(planned) > 1 or p.part.dims:
                         parts.append(dataclasses.replace(p.part, profile=k, payload=name))
                 parts += [dataclasses.replace(p.part, profile=k) for p in planned if p.program is None]
                 part_counts.append(len(packaged))
-                seconds.append(round(time.perf_counter() - t, 2))
-                log.info("profile %d built in %.1f s", k, seconds[-1])
+                seconds.append(time.perf_counter() - t)
+            # NOTE: every profile is exported before anything is compiled, so that the compiles (the
+            # larger share of a build) can run side by side (aoti_jobs)
+            jobs = settings.jobs if settings.jobs is not None else aoti_jobs.auto_jobs(len(programs), max(map(aoti_jobs.program_bytes, programs), default=0))
+            jobs = aoti_jobs.side_by_side(jobs, len(programs))
+            paths = [os.path.join(tmp, f"package{i}.pt2") for i in range(len(programs))]
+            compile_seconds = aoti_jobs.compile_all(torch, programs, paths, configs, tf32=settings.tf32, jobs=jobs, tmp=tmp)
+            for i, path in enumerate(paths):
+                seconds[owner[i]] += compile_seconds[i]
+                with open(path, "rb") as f:
+                    compiled.append(f.read())
+            payloads.update({name: compiled[i] for name, i in package_of.items()})
+            seconds = [round(x, 2) for x in seconds]
+            log.info("profiles built in %s s (export and compile, per profile)", seconds)
         if settings.share_weights:
             buf = io.BytesIO()
             # NOTE: each tensor keeps its strides (a copy, compacted, in its own layout). The compiled
@@ -440,6 +454,8 @@ class InductorBackend(Backend):
             payloads["weights.pt"] = buf.getvalue()
         data = {"tuning": tuning, "channels_last": channels_last, "shared_weights": settings.share_weights,
                 "profile_build_seconds": seconds, "torch": torch.__version__}
+        if jobs > 1:
+            data["compile_jobs"] = jobs
         if any(n > 1 for n in part_counts):
             data["profile_parts"] = part_counts
         if any(aligned):

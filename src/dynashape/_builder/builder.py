@@ -227,6 +227,7 @@ def build(
     align_pad: bool = False,
     attention: str | None = None,
     inductor_config: Mapping[str, Any] | None = None,
+    jobs: int | None = None,
 ) -> Engine:
     """Build an engine from an ONNX file (path or ``onnx.ModelProto``) or a ``torch.nn.Module``.
 
@@ -259,6 +260,8 @@ def build(
             ``{"force_layout_optimization": True}`` (Inductor turns its channels-last layout pass off
             when convolutions have symbolic sizes) or ``{"max_autotune": True}``; checked against the
             installed torch and recorded in the engine. Applied after ``tuning``'s keys.
+        jobs: inductor: packages compiled at once, in child processes (None: one per 4 CPU cores,
+            at most 8, and 1 for models over 1 GiB of weights; 1: one after the other, in this process).
         data: the user's feeds for validation instead of generated ones: an ``.npz`` path,
             ``"file.py:function"``, a dict name -> array, or an iterable of such dicts.
         quiet: no progress lines on stderr (None: the process default, on).
@@ -273,6 +276,8 @@ def build(
     if precision not in PRECISIONS:
         raise DynashapeError(f"precision '{precision}'", "one of " + ", ".join(PRECISIONS))
     threads = check_threads(threads)
+    if jobs is not None and (type(jobs) is not int or not 1 <= jobs <= 1024):
+        raise DynashapeError(f"jobs={jobs!r}", "None (automatic) or a count of parallel compiles from 1 to 1024", "e.g. jobs=4, or jobs=1 to compile in this process")
     ops = tuple(postprocess.parse_append_op(o) if isinstance(o, str) else (o[0], o[1]) for o in (append_ops or ()))
     plist = _as_profiles(profiles)
     plan_obj = None
@@ -337,7 +342,7 @@ def build(
                              tuning=tuning, threads=threads, validate=validate, tf32=tf32,
                              channels_last=channels_last, share_weights=share_weights,
                              align=check_align(align, src.inputs), align_pad=bool(align_pad),
-                             attention=attention_mode, inductor_config=check_inductor_config(inductor_config))
+                             attention=attention_mode, inductor_config=check_inductor_config(inductor_config), jobs=jobs)
     reference = src
     with tempfile.TemporaryDirectory(prefix="dynashape-build-") as tmp:
         if src.kind not in impl.sources:

@@ -224,6 +224,7 @@ def check_backend_data(c: Checker, backend: str, data: dict[str, Any], inputs: l
         c.get(data, "shared_weights", f + "shared_weights", lambda v: isinstance(v, bool), "true or false", optional=True)
         c.get(data, "profile_build_seconds", f + "profile_build_seconds", lambda v: isinstance(v, list) and len(v) == n and all(
             _number(x) and x >= 0 for x in v), f"{n} durations in seconds (one per profile)", optional=True)
+        c.get(data, "compile_jobs", f + "compile_jobs", int_in(2, 1024), "a count of parallel compiles from 2 to 1024", optional=True)
         c.get(data, "profile_parts", f + "profile_parts", lambda v: isinstance(v, list) and len(v) == n and all(
             int_in(1, MAX_PARTS)(x) for x in v), f"{n} part counts from 1 to {MAX_PARTS} (one per profile)", optional=True)
         c.get(data, "attention", f + "attention", lambda v: isinstance(v, dict) and v.get("mode") == "sdpa"

@@ -158,7 +158,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     common: dict[str, Any] = dict(
         dims=dims_from_args(args) or None, backend=args.backend, device=args.device, precision=args.precision,
         append_ops=args.append_op, optimization_level=args.optimization_level, tuning=args.tuning, threads=args.threads,
-        validate=not args.no_validate, tf32=args.tf32, channels_last=args.channels_last, data=args.data,
+        validate=not args.no_validate, tf32=args.tf32, channels_last=args.channels_last, data=args.data, jobs=args.jobs,
     )
     if args.align:
         common.update(align=_align_from_args(args.align), align_pad=args.align_pad)
@@ -306,6 +306,8 @@ def register(sub: Any) -> None:
                    "setting for every package's compile, e.g. force_layout_optimization=true (channels-last layout "
                    "optimization, which Inductor turns off when convolutions have symbolic sizes); repeatable, recorded "
                    "in the engine")
+    g.add_argument("--jobs", type=int, metavar="N", help="inductor: packages compiled at once, in child processes (default: one "
+                   "per 4 CPU cores, at most 8; 1: one after the other)")
     g.add_argument("--threads", type=int, help="CPU threads per inference (default: all)")
     g.add_argument("--no-validate", action="store_true", help="skip running the new engine against the source")
     g.add_argument("--data", metavar="FILE", help=f"validate on these inputs instead of generated ones: {DATA_HELP}")

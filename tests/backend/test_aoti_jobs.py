@@ -1,0 +1,92 @@
+"""Packages compiled side by side in child processes (``_backend/aoti_jobs.py``): the engine is the
+same as one compiled package by package in this process, a child that fails falls back to this
+process, and ``jobs`` is checked."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import dynashape  # noqa: E402
+from dynashape import Profile  # noqa: E402
+from dynashape._backend import aoti_jobs  # noqa: E402
+from dynashape._errors import DynashapeError  # noqa: E402
+
+nn = torch.nn
+# three profiles, three packages: the first is compiled in this process, the other two side by side
+PROFILES = [Profile({"x": ((1, 3, 16, 16), (1, 3, 24, 24), (1, 3, 32, 32))}),
+            Profile({"x": ((1, 3, 33, 33), (1, 3, 40, 40), (1, 3, 64, 64))}),
+            Profile({"x": ((1, 3, 65, 65), (1, 3, 80, 80), (1, 3, 96, 96))})]
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 8, 3, padding=1)).eval()
+
+
+def _build(model: nn.Module, jobs: int, validate: bool = True) -> dynashape.Engine:
+    return dynashape.build(model, PROFILES, backend="inductor", device="cpu", example_inputs={"x": torch.rand(1, 3, 24, 24)},
+                           dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True, jobs=jobs, validate=validate)
+
+
+def test_packages_compiled_in_child_processes_give_the_same_engine(tmp_path) -> None:
+    model = _model()
+    side_by_side, one_by_one = _build(model, 2), _build(model, 1)
+    assert side_by_side.manifest.backend_data["compile_jobs"] == 2
+    assert "compile_jobs" not in one_by_one.manifest.backend_data
+    assert "jobs" not in side_by_side.manifest.build_settings.to_json()  # the build's speed, not the engine
+    path = str(tmp_path / "net.dyna")
+    side_by_side.save(path)
+    loaded = dynashape.load(path)
+    for shape in ((1, 3, 19, 29), (1, 3, 50, 64), (1, 3, 70, 90)):
+        x = torch.rand(shape)
+        with torch.no_grad():
+            want = model(x)
+        a, b = next(iter(loaded.run({"x": x}).values())), next(iter(one_by_one.run({"x": x}).values()))
+        torch.testing.assert_close(a, want, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_failing_child_falls_back_to_compiling_in_this_process(monkeypatch, caplog) -> None:
+    """A child that exits with an error (here: ``false`` in place of the Python interpreter) costs a
+    warning, not the build: the package is compiled here, as a one-by-one build would."""
+    false = subprocess.run(["which", "false"], capture_output=True, text=True).stdout.strip() or "/bin/false"
+    monkeypatch.setattr(sys, "executable", false)
+    model = _model()
+    with caplog.at_level(logging.WARNING, logger="dynashape"):
+        e = _build(model, 2, validate=False)  # validation's own child would be ``false`` too
+    assert sum("compiling it in this process" in r.getMessage() for r in caplog.records) == 2, [r.getMessage() for r in caplog.records]
+    assert e.manifest.backend_data["compile_jobs"] == 2  # what was asked; the packages are the same either way
+    for shape in ((1, 3, 20, 30), (1, 3, 40, 50), (1, 3, 90, 70)):
+        x = torch.rand(shape)
+        with torch.no_grad():
+            torch.testing.assert_close(next(iter(e.run({"x": x}).values())), model(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 2.0, "2", True])
+def test_jobs_must_be_a_positive_count(jobs) -> None:
+    with pytest.raises(DynashapeError, match="jobs"):
+        dynashape.build(_model(), PROFILES, backend="inductor", device="cpu", example_inputs={"x": torch.rand(1, 3, 24, 24)},
+                        dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True, jobs=jobs)
+
+
+def test_automatic_jobs_follow_cores_programs_and_model_size(monkeypatch) -> None:
+    monkeypatch.setattr(aoti_jobs, "cpu_count", lambda: 16)
+    assert aoti_jobs.auto_jobs(5, 100 << 20) == 4
+    assert aoti_jobs.auto_jobs(3, 100 << 20) == 3
+    assert aoti_jobs.auto_jobs(2, 0) == 1  # the second package would wait for the first anyway
+    assert aoti_jobs.side_by_side(4, 5) == 4 and aoti_jobs.side_by_side(8, 3) == 2 and aoti_jobs.side_by_side(4, 2) == 1
+    assert aoti_jobs.auto_jobs(5, aoti_jobs.AUTO_MAX_WEIGHT_BYTES + 1) == 1  # every child would hold the weights
+    monkeypatch.setattr(aoti_jobs, "cpu_count", lambda: 2)  # the CI machines: one after the other
+    assert aoti_jobs.auto_jobs(5, 0) == 1
+    monkeypatch.setattr(aoti_jobs, "cpu_count", lambda: 128)
+    assert aoti_jobs.auto_jobs(20, 0) == 8
+
+
+def test_the_child_entry_point_names_its_usage() -> None:
+    p = subprocess.run([sys.executable, "-m", "dynashape._backend.aoti_jobs"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "PROGRAM.pt2" in p.stderr
