@@ -50,3 +50,36 @@ def test_export_under_the_mode_has_integer_indices_and_the_same_values() -> None
     for h, w in ((131, 257), (200, 300), (97, 33)):
         x = torch.rand(1, 3, h, w)
         assert torch.equal(ep.module()(x), net(x)), (h, w)
+
+
+def test_symbolic_ratios_are_found_where_sizes_are_free_and_not_where_they_are_multiples_of_one_symbol() -> None:
+    """An aligned part (``Dim(k) * 32``) resizes by constant ratios, computed as a static engine does:
+    a build exports it without the exact gathers. Free sizes give symbolic ratios, which need them."""
+    from dynashape._backend.resize import symbolic_nearest_ratios
+
+    net, x = Skip(), torch.rand(1, 3, 256, 256)
+    Dim = torch.export.Dim
+    free = torch.export.export(net, (x,), dynamic_shapes=({2: Dim("H", min=32, max=512), 3: Dim("W", min=32, max=512)},))
+    found = symbolic_nearest_ratios(free)
+    assert len(found) == 2 and all("->" in f for f in found), found  # both spatial axes of the one resize
+    aligned = torch.export.export(net, (x,), dynamic_shapes=({2: Dim("kh", min=1, max=16) * 32, 3: Dim("kw", min=1, max=16) * 32},))
+    assert symbolic_nearest_ratios(aligned) == []
+    assert symbolic_nearest_ratios(torch.export.export(net, (x,))) == []
+    with exact_nearest(torch):  # traced as a gather: no resize left to check
+        gathered = torch.export.export(net, (x,), dynamic_shapes=({2: Dim("H", min=32, max=512), 3: Dim("W", min=32, max=512)},))
+    assert symbolic_nearest_ratios(gathered) == []
+
+
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_a_ratio_between_two_free_dims_is_symbolic(mode: str) -> None:
+    """A resize of one free dim to another (H to W) has no constant ratio even when both are aligned."""
+    from dynashape._backend.resize import symbolic_nearest_ratios
+
+    class ToSquare(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x, size=(x.shape[3], x.shape[3]), mode=mode)
+
+    Dim = torch.export.Dim
+    ep = torch.export.export(ToSquare(), (torch.rand(1, 2, 64, 96),),
+                             dynamic_shapes=({2: Dim("kh", min=1, max=8) * 32, 3: Dim("kw", min=1, max=8) * 32},))
+    assert len(symbolic_nearest_ratios(ep)) == 1, symbolic_nearest_ratios(ep)  # H -> W; W -> W is 1

@@ -43,7 +43,7 @@ from .base import Backend, Runner
 from .conv_layout import channel_dots
 from .guard_split import FreeDim, PlannedPart, restricting_guards, split_profile
 from .guard_split import dim_symbol as _symbol
-from .resize import exact_nearest
+from .resize import exact_nearest, symbolic_nearest_ratios
 
 log = logging.getLogger("dynashape")
 
@@ -399,15 +399,28 @@ class InductorBackend(Backend):
                     return bool(rec["padding"]["safe"])
 
                 def general(profile: Profile = profile) -> list[PlannedPart]:
-                    return export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs, edge_padding)
+                    # NOTE: nearest resizes to symbolic sizes are traced as exact gathers on CUDA,
+                    # where Triton's approximate float division picked wrong source pixels (see
+                    # resize) (the TorchDynamo fallback export of data-dependent models runs under
+                    # it too: not tried on the GPU with such a model yet)
+                    with exact_nearest(torch) if exact else contextlib.nullcontext():
+                        return export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs, edge_padding)
 
-                # NOTE: nearest resizes to symbolic sizes are traced with integer indices on CUDA,
-                # where Triton's approximate float division picked wrong source pixels (see resize)
-                # (the TorchDynamo fallback export of data-dependent models runs under it too: not
-                # tried on the GPU with such a model yet)
-                with exact_nearest(torch) if exact else contextlib.nullcontext():
-                    planned, record = plan_parts(torch, module, source, profile, align, settings.align_pad, general,
-                                                 lambda i, shape: _example_tensor(torch, source.example_inputs[i], shape, settings.device))
+                def plan(everything_exact: bool, profile: Profile = profile) -> tuple[list[PlannedPart], dict[str, Any] | None]:
+                    with exact_nearest(torch) if everything_exact else contextlib.nullcontext():
+                        return plan_parts(torch, module, source, profile, align, settings.align_pad, general,
+                                          lambda i, shape: _example_tensor(torch, source.example_inputs[i], shape, settings.device))
+
+                # the aligned parts are exported without the exact gathers where their resize ratios
+                # are constants (see resize: the gathers cost time); else everything again under them
+                planned, record = plan(False)
+                if exact:
+                    symbolic = [r for p in planned if p.program is not None for r in symbolic_nearest_ratios(p.program)]
+                    if symbolic:
+                        log.info("profile %d: nearest resizes with symbolic ratios in an aligned part (%s): exported again "
+                                 "with exact gathers", k, "; ".join(symbolic[:3]))
+                        edges.clear()
+                        planned, record = plan(True)
                 if edges:  # the padded edge values ride in the profile's alignment record (the Aligner pads them)
                     record = {**(record or {}), "dims": [*(record or {}).get("dims", []), *edges]}
                 aligned.append(record)
