@@ -206,6 +206,13 @@ def test_shape_out_of_range(cli_engine: Path) -> None:
                       "profile 0 allows 64..256, profile 1 allows 256..768", "--maxShapes=input_1:1x3x900x")
 
 
+def test_bad_jobs(tmp_path: Path) -> None:
+    p = cli("build", "--model", "zoo:superres", "--backend", "inductor", "--minShapes", "input:1x1x16x16", "--optShapes",
+            "input:2x1x24x24", "--maxShapes", "input:3x1x32x32", "--jobs", "0", "--saveEngine", str(tmp_path / "sr.engine"))
+    assert_user_error(p, "build", "jobs=0", "a count of parallel compiles from 1 to 1024")
+    assert not list(tmp_path.iterdir())
+
+
 def test_missing_files(tmp_path: Path) -> None:
     assert_user_error(cli("inspect", str(tmp_path / "nope.onnx")), "inspect", "does not exist")
     assert_user_error(cli("run", "--loadEngine", str(tmp_path / "nope.engine"), "--shapes", "input_1:1x3x64x64"), "run",
