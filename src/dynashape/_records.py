@@ -38,7 +38,7 @@ class BuildSettings:
             computes in fp32, as eager PyTorch does by default (TensorRT's default is the opposite;
             trtexec users pass --noTF32 to get this). Recorded in the engine; applied at load.
         channels_last: run 4-d convolutional models in channels-last layout. None (default): on
-            for CUDA models with Conv2d layers, off on the CPU.
+            for CUDA models with Conv2d layers (or 2-D Conv nodes, imported from ONNX), off on the CPU.
             NOTE: Inductor picks channels-last for convolutions by itself, but only when every
             shape is static (``decide_layout_opt`` in torch/_inductor/graph.py turns it off for
             symbolic shapes, pytorch issue 102670); with dynamic dims it keeps the model's layout.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -98,3 +99,26 @@ def test_shared_weights_keep_the_compiled_layout_so_no_convolution_copies_its_we
     assert "aten::clone" not in ops and "aten::contiguous" not in ops, sorted(set(ops))
     with torch.no_grad():
         torch.testing.assert_close(next(iter(got.values())), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_conv_net_imported_from_onnx_is_a_conv_net_and_runs_channels_last(seg_onnx: str, tmp_path) -> None:
+    """The CUDA defaults (channels-last, aligned H/W) follow ``is_conv_net``, which also finds the
+    convolutions of a model imported from ONNX (functional calls in an FX graph, no ``nn.Conv2d``)."""
+    import onnx
+
+    from dynashape._backend.alignment import is_conv_net
+    from dynashape.onnx.importer import to_torch
+
+    assert is_conv_net(torch, to_torch(onnx.load(seg_onnx)))
+    mlp_path = str(tmp_path / "mlp.onnx")
+    mlp = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    dynashape.export(mlp, {"x": torch.rand(2, 8)}, mlp_path, dynamic_axes={"x": {0: "batch"}})
+    assert not is_conv_net(torch, to_torch(onnx.load(mlp_path)))
+    # forced on the CPU (a CUDA build does it by default); validation compares with the ONNX model
+    prof = Profile({"input_1": ((1, 3, 64, 64), (1, 3, 96, 96), (1, 3, 128, 128))})
+    e = dynashape.build(seg_onnx, prof, backend="inductor", device="cpu", channels_last=True, quiet=True)
+    assert e.manifest.backend_data["channels_last"] is True
+    reference = dynashape.build(seg_onnx, prof, backend="onnxruntime", quiet=True)
+    x = torch.rand(1, 3, 77, 101).numpy()
+    for got, want in zip(e.run({"input_1": x}).values(), reference.run({"input_1": x}).values(), strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
