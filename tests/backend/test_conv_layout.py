@@ -118,7 +118,31 @@ def test_a_conv_net_imported_from_onnx_is_a_conv_net_and_runs_channels_last(seg_
     prof = Profile({"input_1": ((1, 3, 64, 64), (1, 3, 96, 96), (1, 3, 128, 128))})
     e = dynashape.build(seg_onnx, prof, backend="inductor", device="cpu", channels_last=True, quiet=True)
     assert e.manifest.backend_data["channels_last"] is True
+    assert [n.rsplit(":", 1)[-1] for n in e.manifest.backend_data["channel_dots"]] == ["/inner/head/Conv"]
     reference = dynashape.build(seg_onnx, prof, backend="onnxruntime", quiet=True)
     x = torch.rand(1, 3, 77, 101).numpy()
     for got, want in zip(e.run({"input_1": x}).values(), reference.run({"input_1": x}).values(), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+def test_an_onnx_import_gets_the_same_rewrite_and_keeps_its_values(tmp_path) -> None:
+    """In a model imported from ONNX the convolutions are calls in an FX graph: the plain 1x1
+    one-channel ones become the dot product there too, and only those."""
+    import onnx
+
+    from dynashape.onnx.importer import to_torch
+
+    model = Heads().eval()
+    path = str(tmp_path / "heads.onnx")
+    dynashape.export(model, {"x": torch.rand(1, 3, 24, 24)}, path, dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True)
+    gm = to_torch(onnx.load(path))
+    rewritten = copy.deepcopy(gm)
+    names = channel_dots(torch, rewritten)
+    assert len(names) == 2 and all("Conv" in n for n in names), names  # head and nobias; not k3, strided, padded, wide
+    convs = [n for n in rewritten.graph.nodes if n.op == "call_function" and n.meta.get("onnx_node", ("", ""))[1] == "Conv"]
+    assert sum(getattr(n.target, "__name__", "") == "conv" for n in convs) == 5  # trunk, k3, strided, padded, wide
+    x = torch.rand(1, 3, 19, 29)
+    with torch.no_grad():
+        for want, got in zip(gm(x), rewritten(x), strict=True):
+            assert got.shape == want.shape
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
