@@ -193,3 +193,34 @@ def test_bitwise_not_on_unsigned_ints_torch_lacks() -> None:
         got = to_torch(m)(torch.from_numpy(x))[0].numpy()
         np.testing.assert_array_equal(got, ~x)
         assert got.dtype == np_dtype
+
+
+@pytest.mark.parametrize("coord,nearest_mode", [("half_pixel", "round_prefer_floor"), ("align_corners", "round_prefer_ceil"),
+                                                ("pytorch_half_pixel", "floor")])
+def test_resize_to_a_symbolic_size_divides_sizes_exactly_and_matches_onnxruntime(coord: str, nearest_mode: str) -> None:
+    """ONNX Resize to the size of another input (Shape -> Slice -> Resize ``sizes``), exported with free
+    dims: the scale ``out / in`` of two symbolic sizes is a float64 tensor division in the graph (an
+    integer true division is an approximate float32 division in Triton kernels), and the values are
+    ONNX Runtime's at ratios that put source coordinates on rounding boundaries (2 -> 3: 1.5)."""
+    inits = [numpy_helper.from_array(np.array([2], dtype=np.int64), "two"), numpy_helper.from_array(np.array([4], dtype=np.int64), "four")]
+    nodes = [helper.make_node("Shape", ["ref"], ["rs"]), helper.make_node("Slice", ["rs", "two", "four"], ["hw"]),
+             helper.make_node("Shape", ["x"], ["xs"]), helper.make_node("Slice", ["xs", "zero", "two"], ["nc"]),
+             helper.make_node("Concat", ["nc", "hw"], ["sizes"], axis=0),
+             helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest", coordinate_transformation_mode=coord,
+                              nearest_mode=nearest_mode)]
+    inits.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"))
+    m = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, "h", "w"]),
+                       helper.make_tensor_value_info("ref", TensorProto.FLOAT, [1, 1, "H", "W"])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    gm = to_torch(m)
+    dims = {2: Dim("h", min=2, max=64), 3: Dim("w", min=2, max=64)}
+    ep = torch.export.export(gm, (torch.rand(1, 2, 8, 12), torch.rand(1, 1, 12, 18)),
+                             dynamic_shapes=(dims, {2: Dim("H", min=2, max=96), 3: Dim("W", min=2, max=96)}))
+    ops = [str(n.target) for n in ep.graph.nodes if n.op == "call_function"]
+    assert "aten.div.Tensor" in ops and not any("truediv" in t for t in ops), ops
+    run = ep.module()
+    for (h, w), (oh, ow) in (((2, 2), (3, 3)), ((4, 6), (6, 9)), ((8, 12), (12, 18)), ((5, 7), (11, 3)), ((33, 20), (2, 61))):
+        x, ref = np.random.rand(1, 2, h, w).astype(np.float32), np.zeros((1, 1, oh, ow), np.float32)
+        got = run(torch.from_numpy(x), torch.from_numpy(ref))
+        got = got[0] if isinstance(got, (tuple, list)) else got
+        np.testing.assert_array_equal(got.numpy(), _ort(m, x, ref)[0], err_msg=f"{(h, w)} -> {(oh, ow)}")

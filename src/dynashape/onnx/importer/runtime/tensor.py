@@ -40,7 +40,7 @@ def pad(x: torch.Tensor, pads: Sequence[Any], mode: str, value: Any, axes: Seque
 
 
 def _axis_coords(
-    in_size: Any, out_size: Any, scale: float, coord: str, roi: tuple[float, float] | None
+    in_size: Any, out_size: Any, scale: Any, coord: str, roi: tuple[float, float] | None
 ) -> torch.Tensor:
     i = torch.arange(out_size, dtype=torch.float64)
     if coord == "half_pixel":
@@ -74,7 +74,7 @@ def _cubic_weights(t: torch.Tensor, a: float) -> list[torch.Tensor]:
     return [w(t + 1), w(t), w(1 - t), w(2 - t)]
 
 
-def _resize_axis(y: torch.Tensor, axis: int, out_size: Any, scale: float, o: dict[str, Any],
+def _resize_axis(y: torch.Tensor, axis: int, out_size: Any, scale: Any, o: dict[str, Any],
                  roi: tuple[float, float] | None) -> torch.Tensor:
     n = y.shape[axis]
     x = _axis_coords(n, out_size, scale, o["coord"], roi)
@@ -147,7 +147,7 @@ def resize(x: torch.Tensor, scales: Sequence[float] | None, sizes: Sequence[Any]
             return F.interpolate(x, size=list(outs[2:]), mode=mode, align_corners=align)
         return F.interpolate(x, scale_factor=sc[2:], mode=mode, align_corners=align)
     if not sc:
-        sc = [outs[j] / x.shape[a] for j, a in enumerate(axes)]
+        sc = [_ratio(outs[j], x.shape[a]) for j, a in enumerate(axes)]
     y = x
     for j, a in enumerate(axes):
         if _is_int(outs[j]) and _is_int(y.shape[a]) and outs[j] == y.shape[a] and sc[j] == 1.0 and roi is None:
@@ -155,6 +155,20 @@ def resize(x: torch.Tensor, scales: Sequence[float] | None, sizes: Sequence[Any]
         pair = (roi[j], roi[j + k]) if roi is not None else None
         y = _resize_axis(y, a, outs[j], sc[j], o, pair)
     return y
+
+
+def _ratio(out_size: Any, in_size: Any) -> Any:
+    """``out / in``: a float for static sizes; for symbolic ones, a float64 *tensor* division.
+
+    NOTE: a division of two symbolic sizes is computed inside the kernel, and on CUDA Triton lowers an
+    integer true division to an approximate float32 division (see ``dynashape._backend.resize``, where
+    this was found: wrong source pixels in nearest resizes, 2026-11-30). A float64 tensor division is
+    IEEE-rounded in every kernel; on the CPU it is the same double as Python's ``/``. Not yet run on
+    the GPU for this path.
+    """
+    if _is_int(out_size) and _is_int(in_size):
+        return out_size / in_size
+    return torch.full((), out_size, dtype=torch.float64) / in_size
 
 
 def _same(a: Any, b: Any) -> bool:
