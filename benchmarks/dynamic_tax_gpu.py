@@ -63,6 +63,7 @@ class Config:
     profile_shape: tuple[int, ...] = ()
     extra: bool = False
     conv: bool = True
+    onnx: bool = False  # built from the model exported to ONNX (dynashape's importer), not from the module
     notes: list[str] = field(default_factory=list)
 
 
@@ -90,6 +91,11 @@ def configs() -> list[Config]:
                 # the defaults without the one-channel 1x1 head as a channel dot (dynashape._backend.conv_layout)
                 "no_dot": {"no_dot": True}},
                (1, 3, 1600, 1600)),
+        # the same net through ONNX: the importer's functional convolutions (since run 5 a conv net for
+        # the CUDA defaults: channels-last, aligned H/W, the channel-dot head)
+        Config("segmentation_onnx", "seed segmentation net exported to ONNX and imported, dynamic H/W", "zoo:segmentation", "input_1", hw,
+               ((1, 3, 512, 512), (1, 3, 1024, 1024), (1, 3, 1600, 1600)), seg_shapes, seg_shapes, {"defaults": {}},
+               (1, 3, 1600, 1600), extra=True, onnx=True),
         Config("resnet50", "ResNet-50 (torchvision, random weights), dynamic batch + H/W", "torchvision:resnet50", "image",
                {0: "batch", **hw}, ((1, 3, 160, 160), (8, 3, 224, 224), (32, 3, 384, 384)),
                [(1, 3, 160, 160), (8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)],
@@ -184,18 +190,24 @@ def build_child(key: str, variant: str, path: str) -> None:
         prof, kwargs = Profile({cfg.input_name: cfg.profile}), {**(no_lever if variant == "base" else {}), **spec}
         example = torch.rand(cfg.profile[1])
         axes = {cfg.input_name: cfg.axes}
+    source: Any = model
+    inputs: dict[str, Any] = {"example_inputs": {cfg.input_name: example}, "dynamic_axes": axes}
+    if cfg.onnx:
+        source, inputs = path + ".onnx", {}
+        dynashape.export(model, {cfg.input_name: torch.rand(cfg.profile[1])}, source, dynamic_axes={cfg.input_name: cfg.axes}, quiet=True)
     t = time.perf_counter()
     # TAX_BUILD_DEVICE=cpu: a dry run of one build on a machine without a GPU (fp32)
     device = os.environ.get("TAX_BUILD_DEVICE", "cuda")
     # the Inductor levers go through dynashape's own inductor_config (checked, recorded in the engine)
-    e = dynashape.build(model, prof, backend="inductor", device=device, precision="fp16" if device == "cuda" else "fp32",
-                        example_inputs={cfg.input_name: example}, dynamic_axes=axes, validate=False, quiet=True,
-                        inductor_config=patches or None, **kwargs)
+    e = dynashape.build(source, prof, backend="inductor", device=device, precision="fp16" if device == "cuda" else "fp32",
+                        validate=False, quiet=True, inductor_config=patches or None, **inputs, **kwargs)
     seconds = time.perf_counter() - t
     e.save(path)
     bd = e.manifest.backend_data
     print(json.dumps({"build_s": round(seconds, 2), "parts": [p.describe() for p in e.manifest.parts],
-                      "alignment": bd.get("alignment"), "attention": bd.get("attention"), "inductor": patches}))
+                      "alignment": bd.get("alignment"), "attention": bd.get("attention"), "inductor": patches,
+                      "channels_last": bd.get("channels_last"), "channel_dots": bd.get("channel_dots"),
+                      "compile_jobs": bd.get("compile_jobs", 1)}))
 
 
 def build_all(todo: list[tuple[str, str]], folder: str, jobs: int, deadline: float) -> dict[tuple[str, str], dict[str, Any]]:
