@@ -54,7 +54,9 @@ class Inspection:
             lines.append(f"  build settings: {extra}")
             bd = d.get("backend_data") or {}
             if bd.get("profile_build_seconds"):
-                lines.append("  build time per profile (s): " + ", ".join(str(x) for x in bd["profile_build_seconds"]))
+                lines.append("  build time per profile (s): " + ", ".join(str(x) for x in bd["profile_build_seconds"])
+                             + (f" (export and compile; {bd['compile_jobs']} packages compiled at a time, so they overlap)"
+                                if bd.get("compile_jobs") else ""))
             lines.append("  payloads: " + ", ".join(f"{p['name']} ({p['size']:,} bytes)" for p in d["payloads"]))
             lines.append("  built with: " + ", ".join(f"{k} {v}" for k, v in d["library_versions"].items() if v))
             if d.get("plan"):

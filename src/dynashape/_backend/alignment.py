@@ -40,6 +40,7 @@ from .._plan.record import Ladder, Padding
 from .._profiles import Profile
 from .._records import DimClass, ProfilePart, Source
 from .._specs import TensorSpec, identifier
+from .conv_layout import attr_tensor
 from .guard_split import FreeDim, PlannedPart, dim_symbol, failing_guards, free_dims
 
 log = logging.getLogger("dynashape")
@@ -318,16 +319,10 @@ def is_conv_net(torch: Any, module: Any) -> bool:
         for n in m.graph.nodes:
             origin = n.meta.get("onnx_node")
             if n.op == "call_function" and isinstance(origin, tuple) and origin[1] == "Conv" and len(n.args) > 1:
-                w = n.args[1]
-                if getattr(w, "op", None) == "get_attr" and getattr(_attr(m, str(w.target)), "dim", lambda: 0)() == 4:
+                w = attr_tensor(m, n.args[1])
+                if w is not None and w.dim() == 4:
                     return True
     return False
-
-
-def _attr(module: Any, target: str) -> Any:
-    for name in target.split("."):
-        module = getattr(module, name, None)
-    return module
 
 
 def auto_align(torch: Any, source: Source, profiles: Sequence[Profile]) -> dict[str, int]:

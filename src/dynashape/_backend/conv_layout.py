@@ -90,12 +90,12 @@ def _graph_channel_dots(torch: Any, gm: Any) -> list[str]:
             continue
         x, w = n.args[0], n.args[1]
         bias = n.args[2] if len(n.args) > 2 else n.kwargs.get("bias")
-        weight = _get_attr(gm, w)
+        weight = attr_tensor(gm, w)
         kw = n.kwargs
         if (weight is None or tuple(weight.shape[:1]) != (1,) or weight.dim() != 4 or tuple(weight.shape[2:]) != (1, 1)
                 or kw.get("group") != 1 or any(int(v) != 1 for v in kw.get("strides", ()))
                 or any(int(v) != 0 for v in kw.get("pads", ())) or kw.get("auto_pad") not in ("NOTSET", "VALID")
-                or (bias is not None and _get_attr(gm, bias) is None)):
+                or (bias is not None and attr_tensor(gm, bias) is None)):
             continue
         with graph.inserting_before(n):
             prod = graph.call_function(torch.mul, (x, w))
@@ -115,8 +115,8 @@ def _graph_channel_dots(torch: Any, gm: Any) -> list[str]:
     return done
 
 
-def _get_attr(gm: Any, node: Any) -> Any:
-    """The tensor a ``get_attr`` node names, else None."""
+def attr_tensor(gm: Any, node: Any) -> Any:
+    """The tensor that a ``get_attr`` node of ``gm``'s graph names, else None."""
     if getattr(node, "op", None) != "get_attr":
         return None
     value = gm
