@@ -41,6 +41,7 @@ def test_packages_compiled_in_child_processes_give_the_same_engine(tmp_path) -> 
     assert "jobs" not in side_by_side.manifest.build_settings.to_json()  # the build's speed, not the engine
     path = str(tmp_path / "net.dyna")
     side_by_side.save(path)
+    assert "2 packages compiled at a time, so they overlap" in str(dynashape.inspect(path))
     loaded = dynashape.load(path)
     for shape in ((1, 3, 19, 29), (1, 3, 50, 64), (1, 3, 70, 90)):
         x = torch.rand(shape)
