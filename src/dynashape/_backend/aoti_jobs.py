@@ -123,8 +123,8 @@ def _compile_in_children(torch: Any, programs: Sequence[Any], paths: Sequence[st
         return here
     jobs = min(jobs, len(pending))
     # NOTE: each child's Inductor starts its own pool of compile workers (Triton kernels, C++); the
-    # cores are divided between the children instead of each taking them all
-    env = {**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": str(max(1, cpu_count() // jobs))}
+    # cores are divided between the children instead of each taking them all (unless the user set it)
+    env = {"TORCHINDUCTOR_COMPILE_THREADS": str(max(1, cpu_count() // jobs)), **os.environ}
     _progress.say(f"build: compiling {len(pending)} more AOTInductor packages, {jobs} at a time (child processes)")
     running: dict[int, tuple[subprocess.Popen[bytes], float, Any]] = {}
     try:
