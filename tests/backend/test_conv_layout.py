@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 import dynashape  # noqa: E402
 from dynashape import Profile  # noqa: E402
 from dynashape._backend.conv_layout import channel_dots, is_channel_dot  # noqa: E402
+from dynashape._engine.file import read_engine  # noqa: E402
 
 nn = torch.nn
 
@@ -85,7 +86,8 @@ def test_shared_weights_keep_the_compiled_layout_so_no_convolution_copies_its_we
                         dynamic_axes={"x": {2: "H", 3: "W"}}, channels_last=True, quiet=True)
     path = str(tmp_path / "net.dyna")
     e.save(path)
-    weights = torch.load(io.BytesIO(e._payloads["weights.pt"]), weights_only=True)
+    _, payloads = read_engine(path)  # what the saved file holds
+    weights = torch.load(io.BytesIO(payloads["weights.pt"]), weights_only=True)
     kernels = {k: v for k, v in weights.items() if v.dim() == 4}
     assert len(kernels) == 2 and all(v.is_contiguous(memory_format=torch.channels_last) for v in kernels.values()), \
         {k: v.stride() for k, v in kernels.items()}

@@ -109,18 +109,18 @@ def _compile_in_children(torch: Any, programs: Sequence[Any], paths: Sequence[st
     with open(settings, "w") as f:
         json.dump({"configs": configs, "tf32": tf32}, f)
     pending: list[tuple[int, str]] = []
-    here: list[int] = []
+    fallback: list[int] = []  # compiled in this process instead
     for i in which:
         saved = os.path.join(tmp, f"program{i}.pt2")
         try:
             torch.export.save(programs[i], saved)
         except Exception as e:  # a program torch cannot serialize: compiled here
             log.info("package %d is compiled in this process: torch.export.save failed (%s)", i, _first_line(e))
-            here.append(i)
+            fallback.append(i)
             continue
         pending.append((i, saved))
     if not pending:
-        return here
+        return fallback
     jobs = min(jobs, len(pending))
     # NOTE: each child's Inductor starts its own pool of compile workers (Triton kernels, C++); the
     # cores are divided between the children instead of each taking them all (unless the user set it)
@@ -138,7 +138,7 @@ def _compile_in_children(torch: Any, programs: Sequence[Any], paths: Sequence[st
                 except OSError as e:
                     err.close()
                     log.info("package %d is compiled in this process: no child process (%s)", i, e)
-                    here.append(i)
+                    fallback.append(i)
                     continue
                 running[i] = (proc, time.perf_counter(), err)
             time.sleep(0.05)
@@ -156,13 +156,13 @@ def _compile_in_children(torch: Any, programs: Sequence[Any], paths: Sequence[st
                     tail = [x for x in f.read()[-4000:].decode(errors="replace").strip().splitlines() if x.strip()]
                 log.warning("package %d: its compile in a child process failed (exit %s: %s); compiling it in this process",
                             i, rc, " | ".join(tail[-3:]) if tail else "no output")
-                here.append(i)
+                fallback.append(i)
     finally:
         for proc, _, err in running.values():
             proc.kill()
             proc.wait()
             err.close()
-    return sorted(here)
+    return sorted(fallback)
 
 
 def _first_line(e: BaseException) -> str:

@@ -398,13 +398,18 @@ class InductorBackend(Backend):
                         edges.append(rec)
                     return bool(rec["padding"]["safe"])
 
-                def general(profile: Profile = profile) -> list[PlannedPart]:
+                exported: list[list[PlannedPart]] = []  # the general parts, exported once
+
+                def general(profile: Profile = profile, exported: list[list[PlannedPart]] = exported) -> list[PlannedPart]:
                     # NOTE: nearest resizes to symbolic sizes are traced as exact gathers on CUDA,
                     # where Triton's approximate float division picked wrong source pixels (see
                     # resize) (the TorchDynamo fallback export of data-dependent models runs under
                     # it too: not tried on the GPU with such a model yet)
-                    with exact_nearest(torch) if exact else contextlib.nullcontext():
-                        return export_profile(torch, module, source.inputs, profile, settings.device, source.example_inputs, edge_padding)
+                    if not exported:
+                        with exact_nearest(torch) if exact else contextlib.nullcontext():
+                            exported.append(export_profile(torch, module, source.inputs, profile, settings.device,
+                                                           source.example_inputs, edge_padding))
+                    return exported[0]
 
                 def plan(everything_exact: bool, profile: Profile = profile) -> tuple[list[PlannedPart], dict[str, Any] | None]:
                     with exact_nearest(torch) if everything_exact else contextlib.nullcontext():
@@ -412,14 +417,14 @@ class InductorBackend(Backend):
                                           lambda i, shape: _example_tensor(torch, source.example_inputs[i], shape, settings.device))
 
                 # the aligned parts are exported without the exact gathers where their resize ratios
-                # are constants (see resize: the gathers cost time); else everything again under them
+                # are constants (see resize: the gathers cost time); else again under them (the
+                # general parts already have them and are not exported twice)
                 planned, record = plan(False)
                 if exact:
                     symbolic = [r for p in planned if p.program is not None for r in symbolic_nearest_ratios(p.program)]
                     if symbolic:
                         log.info("profile %d: nearest resizes with symbolic ratios in an aligned part (%s): exported again "
                                  "with exact gathers", k, "; ".join(symbolic[:3]))
-                        edges.clear()
                         planned, record = plan(True)
                 if edges:  # the padded edge values ride in the profile's alignment record (the Aligner pads them)
                     record = {**(record or {}), "dims": [*(record or {}).get("dims", []), *edges]}
