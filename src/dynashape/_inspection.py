@@ -47,6 +47,7 @@ class Inspection:
             for k, p in enumerate(d["profiles"]):
                 lines.append(f"  profile {k}:")
                 lines += [f"    {n}: min {'x'.join(map(str, r['min']))}, opt {'x'.join(map(str, r['opt']))}, max {'x'.join(map(str, r['max']))}" for n, r in p.items()]
+                lines += _split_text(k, (d.get("backend_data") or {}).get("split") or [])
                 lines += _parts_text(k, d.get("parts") or [])
                 lines += _alignment_text(k, (d.get("backend_data") or {}).get("alignment") or [])
             s = d["build_settings"]
@@ -73,7 +74,7 @@ def _parts_text(profile: int, parts: list[dict[str, Any]]) -> list[str]:
     records = [p for p in records if p.profile == profile]
     if not records:
         return []
-    lines = [f"    built as {sum(p.payload is not None for p in records)} parts (split by the model's guards or by alignment):"]
+    lines = [f"    built as {sum(p.payload is not None for p in records)} parts (split by range, by the model's guards or by alignment):"]
     for j, p in enumerate(r for r in records if r.payload is not None):
         lines.append(f"      part {j} ({p.payload}): {p.describe()}")
         lines.append(f"        guards: {'; '.join(p.guards) or 'none'}")
@@ -83,6 +84,14 @@ def _parts_text(profile: int, parts: list[dict[str, Any]]) -> list[str]:
             lines.append(f"      refused: {p.describe()}, failing {'; '.join(p.guards)}")
             lines += [f"        made by {s}" for s in p.sources]
     return lines
+
+
+def _split_text(profile: int, records: list[Any]) -> list[str]:
+    """A profile built as sub-ranges, each compiled for its own opt (``build(split=...)``)."""
+    if profile >= len(records) or not records[profile]:
+        return []
+    subs = ["; ".join(f"{s['name']} {s['lo']}..{s['hi']} (opt {s['opt']})" for s in pieces) for pieces in records[profile]]
+    return [f"    split into {len(subs)} sub-ranges, each compiled for its own opt: " + " | ".join(subs)]
 
 
 def _alignment_text(profile: int, records: list[Any]) -> list[str]:

@@ -59,6 +59,9 @@ class BuildSettings:
         inductor_config: inductor: ``(key, value)`` pairs of ``torch._inductor.config`` applied to
             every package's compile (``force_layout_optimization``, ``max_autotune``, ...), as
             ``torch.compile(options=...)`` takes them; recorded in the engine.
+        split: inductor: ``(dim name or "*", how)`` pairs: each profile's range of the dim is compiled as
+            sub-ranges, each tuned at its own opt (``how``: ``"auto"``, a count, or cut points; see
+            ``dynashape._backend.range_split``). Recorded in the engine.
         jobs: inductor: how many packages to compile at once, in child processes (see
             ``dynashape._backend.aoti_jobs``). None: one per 4 CPU cores, at most 8, and 1 for models
             over 1 GiB of weights. Not recorded in the engine: it changes the build's time, not the engine.
@@ -78,6 +81,7 @@ class BuildSettings:
     align_pad: bool = False
     attention: str | None = None
     inductor_config: tuple[tuple[str, bool | int | float | str], ...] = ()
+    split: tuple[tuple[str, Any], ...] = ()
     jobs: int | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -87,6 +91,7 @@ class BuildSettings:
             "validate": self.validate, "tf32": self.tf32, "channels_last": self.channels_last,
             "share_weights": self.share_weights, "align": [list(p) for p in self.align], "align_pad": self.align_pad,
             "attention": self.attention, "inductor_config": [list(p) for p in self.inductor_config],
+            "split": [[n, list(h) if isinstance(h, tuple) else h] for n, h in self.split],
         }
 
     @classmethod
@@ -95,6 +100,7 @@ class BuildSettings:
         known["append_ops"] = tuple(tuple(p) for p in known.get("append_ops", ()))
         known["align"] = tuple((str(n), int(v)) for n, v in known.get("align", ()))
         known["inductor_config"] = tuple((str(k), v) for k, v in known.get("inductor_config", ()))
+        known["split"] = tuple((str(n), tuple(h) if isinstance(h, list) else h) for n, h in known.get("split", ()))
         return cls(**known)
 
 

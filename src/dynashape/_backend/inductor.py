@@ -36,13 +36,14 @@ from .._io import private_cache_dir, write_atomic
 from .._profiles import Profile
 from .._records import BuildSettings, Built, Manifest, ProfilePart, Source
 from .._specs import TensorSpec, dtype_name, identifier
-from . import aoti_jobs
+from . import aoti_jobs, range_split
 from .alignment import Aligner, edge_record, is_conv_net, plan_parts
 from .attention import use_sdpa
 from .base import Backend, Runner
 from .conv_layout import channel_dots
-from .guard_split import FreeDim, PlannedPart, restricting_guards, split_profile
+from .guard_split import FreeDim, PlannedPart, free_dims, restricting_guards, split_profile
 from .guard_split import dim_symbol as _symbol
+from .range_split import sub_profiles
 from .resize import exact_nearest, symbolic_nearest_ratios
 
 log = logging.getLogger("dynashape")
@@ -339,6 +340,73 @@ def _weights(ep: Any) -> dict[str, Any]:
     return out
 
 
+def _plan_profile(torch: Any, module: Any, source: Source, profile: Profile, settings: BuildSettings, align: Mapping[str, int],
+                  exact: bool, k: int) -> tuple[list[PlannedPart], dict[str, Any] | None]:
+    """One profile (or one sub-profile of a range split) exported as its parts: the aligned part, the
+    general parts of its guard split, the gaps; and its alignment record for the manifest."""
+    edges: list[dict[str, Any]] = []
+
+    def edge_padding(d: FreeDim) -> bool:
+        rec = edge_record(torch, source, profile, d)
+        (log.info if rec["padding"]["safe"] else log.warning)(
+            "profile: %s = %d is a trace of its own; padding it to %d %s: %s", d.name, d.lo, d.lo + 1,
+            "instead" if rec["padding"]["safe"] else "is refused, so it gets its own packages", rec["padding"]["reason"])
+        if rec["padding"]["safe"]:
+            edges.append(rec)
+        return bool(rec["padding"]["safe"])
+
+    exported: list[list[PlannedPart]] = []  # the general parts, exported once
+
+    def general() -> list[PlannedPart]:
+        # NOTE: nearest resizes to symbolic sizes are traced as exact gathers on CUDA, where Triton's
+        # approximate float division picked wrong source pixels (see resize) (the TorchDynamo
+        # fallback export of data-dependent models runs under it too: not tried on the GPU with
+        # such a model yet)
+        if not exported:
+            with exact_nearest(torch) if exact else contextlib.nullcontext():
+                exported.append(export_profile(torch, module, source.inputs, profile, settings.device,
+                                               source.example_inputs, edge_padding))
+        return exported[0]
+
+    def plan(everything_exact: bool) -> tuple[list[PlannedPart], dict[str, Any] | None]:
+        with exact_nearest(torch) if everything_exact else contextlib.nullcontext():
+            return plan_parts(torch, module, source, profile, align, settings.align_pad, general,
+                              lambda i, shape: _example_tensor(torch, source.example_inputs[i], shape, settings.device))
+
+    # the aligned parts are exported without the exact gathers where their resize ratios are
+    # constants (see resize: the gathers cost time); else again under them (the general parts
+    # already have them and are not exported twice)
+    planned, record = plan(False)
+    if exact:
+        symbolic = [r for p in planned if p.program is not None for r in symbolic_nearest_ratios(p.program)]
+        if symbolic:
+            log.info("profile %d: nearest resizes with symbolic ratios in an aligned part (%s): exported again "
+                     "with exact gathers", k, "; ".join(symbolic[:3]))
+            planned, record = plan(True)
+    if edges:  # the padded edge values ride in the profile's alignment record (the Aligner pads them)
+        record = {**(record or {}), "dims": [*(record or {}).get("dims", []), *edges]}
+    return planned, record
+
+
+def _merge_records(records: Sequence[dict[str, Any] | None], inputs: Sequence[TensorSpec], whole: Profile) -> dict[str, Any] | None:
+    """One alignment record for a profile built as sub-ranges (:mod:`.range_split`).
+
+    NOTE: a split never cuts an aligned dim, so every sub-profile's aligned dims are the same; the
+    record of the first sub-profile that built its aligned part stands for all (where another one's
+    aligned trace was refused, its values run in its general parts, which serve padded values too).
+    A padded edge value (a dim's lowest value, padded to the next) exists only in the sub-range that
+    starts there, and is kept from that record (with the whole profile's max, as the manifest states it).
+    """
+    present = [r for r in records if r]
+    if len(records) <= 1 or not present:
+        return records[0] if records else None
+    base = next((r for r in present if not r.get("skipped")), present[0])
+    dims = [d for d in base.get("dims", []) if not d.get("edge")]
+    his = {d.name: d.hi for d in free_dims(inputs, whole)}
+    edges = [{**d, "hi": his.get(d["name"], d["hi"])} for r in present for d in r.get("dims", []) if d.get("edge")]
+    return {**base, "dims": dims + list({(e["name"], e["lo"]): e for e in edges}.values())}
+
+
 class InductorBackend(Backend):
     name = "inductor"
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
@@ -369,6 +437,7 @@ class InductorBackend(Backend):
             swapped = count if (count or settings.attention == "sdpa") else None
         align = dict(settings.align)
         aligned: list[dict[str, Any] | None] = []
+        splits: list[list[list[dict[str, Any]]] | None] = []
         configs = {**_TUNING[tuning], **dict(settings.inductor_config)}
         if settings.share_weights:
             configs["aot_inductor.package_constants_in_so"] = False
@@ -384,54 +453,31 @@ class InductorBackend(Backend):
         parts: list[ProfilePart] = []
         part_counts = []
         with tempfile.TemporaryDirectory(prefix="dynashape-aoti-") as tmp, torch.no_grad(), _tf32(torch, settings.tf32):
-            for k, profile in enumerate(profiles):
+            for k, whole in enumerate(profiles):
                 t = time.perf_counter()
-                _progress.say(f"build: profile {k + 1} of {len(profiles)}: torch.export ({profile.describe()})")
-                edges: list[dict[str, Any]] = []
-
-                def edge_padding(d: FreeDim, profile: Profile = profile, edges: list[dict[str, Any]] = edges) -> bool:
-                    rec = edge_record(torch, source, profile, d)
-                    (log.info if rec["padding"]["safe"] else log.warning)(
-                        "profile: %s = %d is a trace of its own; padding it to %d %s: %s", d.name, d.lo, d.lo + 1,
-                        "instead" if rec["padding"]["safe"] else "is refused, so it gets its own packages", rec["padding"]["reason"])
-                    if rec["padding"]["safe"]:
-                        edges.append(rec)
-                    return bool(rec["padding"]["safe"])
-
-                exported: list[list[PlannedPart]] = []  # the general parts, exported once
-
-                def general(profile: Profile = profile, exported: list[list[PlannedPart]] = exported) -> list[PlannedPart]:
-                    # NOTE: nearest resizes to symbolic sizes are traced as exact gathers on CUDA,
-                    # where Triton's approximate float division picked wrong source pixels (see
-                    # resize) (the TorchDynamo fallback export of data-dependent models runs under
-                    # it too: not tried on the GPU with such a model yet)
-                    if not exported:
-                        with exact_nearest(torch) if exact else contextlib.nullcontext():
-                            exported.append(export_profile(torch, module, source.inputs, profile, settings.device,
-                                                           source.example_inputs, edge_padding))
-                    return exported[0]
-
-                def plan(everything_exact: bool, profile: Profile = profile) -> tuple[list[PlannedPart], dict[str, Any] | None]:
-                    with exact_nearest(torch) if everything_exact else contextlib.nullcontext():
-                        return plan_parts(torch, module, source, profile, align, settings.align_pad, general,
-                                          lambda i, shape: _example_tensor(torch, source.example_inputs[i], shape, settings.device))
-
-                # the aligned parts are exported without the exact gathers where their resize ratios
-                # are constants (see resize: the gathers cost time); else again under them (the
-                # general parts already have them and are not exported twice)
-                planned, record = plan(False)
-                if exact:
-                    symbolic = [r for p in planned if p.program is not None for r in symbolic_nearest_ratios(p.program)]
-                    if symbolic:
-                        log.info("profile %d: nearest resizes with symbolic ratios in an aligned part (%s): exported again "
-                                 "with exact gathers", k, "; ".join(symbolic[:3]))
-                        planned, record = plan(True)
-                if edges:  # the padded edge values ride in the profile's alignment record (the Aligner pads them)
-                    record = {**(record or {}), "dims": [*(record or {}).get("dims", []), *edges]}
-                aligned.append(record)
-                packaged = [p for p in planned if p.program is not None]
-                if len(planned) > 1 or planned[0].part.dims:
-                    log.info("profile %d: the model's guards split it into %d parts", k, len(packaged))
+                _progress.say(f"build: profile {k + 1} of {len(profiles)}: torch.export ({whole.describe()})")
+                subs = sub_profiles(source.inputs, whole, settings.split, keep=[n for n, _ in align])
+                if len(subs) > 1:
+                    log.info("profile %d: split into %d sub-ranges, each compiled for its own opt: %s", k, len(subs),
+                             "; ".join(range_split.describe(r) for _, r in subs))
+                    splits.append(range_split.record([r for _, r in subs]))
+                else:
+                    splits.append(None)
+                places = range_split.places_of(source.inputs, whole)
+                records: list[dict[str, Any] | None] = []
+                planned_all: list[PlannedPart] = []
+                for profile, ranges in subs:
+                    planned, record = _plan_profile(torch, module, source, profile, settings, align, exact, k)
+                    records.append(record)
+                    if ranges:
+                        planned = [dataclasses.replace(p, part=dataclasses.replace(p.part, dims=range_split.restrict(p.part.dims, ranges, places)))
+                                   for p in planned]
+                    planned_all += planned
+                aligned.append(_merge_records(records, source.inputs, whole))
+                packaged = [p for p in planned_all if p.program is not None]
+                split = len(planned_all) > 1 or bool(planned_all[0].part.dims)
+                if split:
+                    log.info("profile %d: built as %d parts", k, len(packaged))
                 for j, p in enumerate(packaged):
                     ep = p.program
                     per_part.append(output_specs(ep, source.inputs, [o.name for o in source.outputs]))
@@ -443,9 +489,9 @@ class InductorBackend(Backend):
                         programs.append(ep)
                         owner.append(k)
                     package_of[name] = unique[id(ep)]
-                    if len(planned) > 1 or p.part.dims:
+                    if split:
                         parts.append(dataclasses.replace(p.part, profile=k, payload=name))
-                parts += [dataclasses.replace(p.part, profile=k) for p in planned if p.program is None]
+                parts += [dataclasses.replace(p.part, profile=k) for p in planned_all if p.program is None]
                 part_counts.append(len(packaged))
                 seconds.append(time.perf_counter() - t)
             # NOTE: every profile is exported before anything is compiled, so that the compiles (the
@@ -478,6 +524,8 @@ class InductorBackend(Backend):
             data["profile_parts"] = part_counts
         if any(aligned):
             data["alignment"] = aligned
+        if any(splits):
+            data["split"] = splits
         if dots:
             data["channel_dots"] = dots
         if swapped is not None:

@@ -228,6 +228,7 @@ def build(
     attention: str | None = None,
     inductor_config: Mapping[str, Any] | None = None,
     jobs: int | None = None,
+    split: Any = None,
 ) -> Engine:
     """Build an engine from an ONNX file (path or ``onnx.ModelProto``) or a ``torch.nn.Module``.
 
@@ -262,6 +263,10 @@ def build(
             installed torch and recorded in the engine. Applied after ``tuning``'s keys.
         jobs: inductor: packages compiled at once, in child processes (None: one per 4 CPU cores,
             at most 8, and 1 for models over 1 GiB of weights; 1: one after the other, in this process).
+        split: inductor: compile a dim's range as sub-ranges, each tuned at its own opt (the user still
+            sees one profile): ``"auto"`` (every free dim whose max/min passes 4, cut geometrically), or
+            per dim name ``"auto"``, a count, or cut points (``{"batch": [4, 16]}``: 1..4, 5..16,
+            17..max). Aligned dims are not split. See ``dynashape._backend.range_split``.
         data: the user's feeds for validation instead of generated ones: an ``.npz`` path,
             ``"file.py:function"``, a dict name -> array, or an iterable of such dicts.
         quiet: no progress lines on stderr (None: the process default, on).
@@ -324,8 +329,8 @@ def build(
     if precision not in impl.precisions:
         raise BackendError(f"precision {precision} with backend '{name}'", f"one of {', '.join(impl.precisions)}",
                            "use another backend or precision")
-    if (align or attention not in (None, "auto", "default")) and name != "inductor":
-        raise BackendError(f"align/attention with backend '{name}'", "the inductor backend for these options",
+    if (align or split or attention not in (None, "auto", "default")) and name != "inductor":
+        raise BackendError(f"align/split/attention with backend '{name}'", "the inductor backend for these options",
                            "build with backend='inductor' (--backend inductor), or drop them")
     if inductor_config and name != "inductor":
         raise BackendError(f"inductor_config with backend '{name}'", "the inductor backend for Inductor's config",
@@ -337,12 +342,14 @@ def build(
     attention_mode = None if attention == "default" or name != "inductor" else (attention or "auto")
     from .._backend.alignment import check_align
     from .._backend.inductor import check_inductor_config
+    from .._backend.range_split import check_split
 
     settings = BuildSettings(device=device, precision=precision, append_ops=ops, optimization_level=optimization_level,
                              tuning=tuning, threads=threads, validate=validate, tf32=tf32,
                              channels_last=channels_last, share_weights=share_weights,
                              align=check_align(align, src.inputs), align_pad=bool(align_pad),
-                             attention=attention_mode, inductor_config=check_inductor_config(inductor_config), jobs=jobs)
+                             attention=attention_mode, inductor_config=check_inductor_config(inductor_config), jobs=jobs,
+                             split=check_split(split, src.inputs))
     reference = src
     with tempfile.TemporaryDirectory(prefix="dynashape-build-") as tmp:
         if src.kind not in impl.sources:

@@ -118,6 +118,11 @@ def _profiles(c: Checker, data: dict[str, Any], inputs: list[dict[str, Any]]) ->
                     raise c.fail(f"{f}.{name} dim {a}", (lo, op, hi), f"{static}, the input's static dim")
 
 
+def _split_how(v: Any) -> bool:
+    """A range split's ``how`` (see dynashape._backend.range_split.check_split)."""
+    return v == "auto" or int_in(1, 8)(v) or (isinstance(v, list) and 1 <= len(v) <= 7 and all(int_in(1, MAX_DIM)(x) for x in v))
+
+
 def _build_settings(c: Checker, data: dict[str, Any]) -> None:
     b = c.get(data, "build_settings", "build_settings", lambda v: isinstance(v, dict), "an object")
     f = "build_settings."
@@ -130,6 +135,10 @@ def _build_settings(c: Checker, data: dict[str, Any]) -> None:
     c.get(b, "align", f + "align", lambda v: isinstance(v, list) and all(
         isinstance(p, list) and len(p) == 2 and p[0] in named and int_in(2, 1024)(p[1]) for p in v),
         "a list of [dim name, step 2..1024] pairs naming the inputs' dims: " + (", ".join(named) or "(none)"), optional=True)
+    c.get(b, "split", f + "split", lambda v: isinstance(v, list) and len(v) <= 64 and all(
+        isinstance(p, list) and len(p) == 2 and (p[0] in named or p[0] == "*") and _split_how(p[1]) for p in v),
+        "a list of [dim name or '*', 'auto' | a count 1..8 | a list of cut points] pairs naming the inputs' dims: "
+        + (", ".join(named) or "(none)"), optional=True)
     c.get(b, "attention", f + "attention", lambda v: v in (None, "sdpa", "auto"), "null, 'sdpa' or 'auto'", optional=True)
     c.get(b, "inductor_config", f + "inductor_config", lambda v: isinstance(v, list) and len(v) <= 64 and all(
         isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and re.fullmatch(r"[a-z_][a-z0-9_.]{0,99}", p[0])

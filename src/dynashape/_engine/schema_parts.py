@@ -231,11 +231,40 @@ def check_backend_data(c: Checker, backend: str, data: dict[str, Any], inputs: l
               and int_in(0, 1 << 20)(v.get("modules_swapped")), "{mode: 'sdpa', modules_swapped: a count}", optional=True)
         c.get(data, "channel_dots", f + "channel_dots", lambda v: isinstance(v, list) and len(v) <= 1 << 16
               and all(isinstance(x, str) and 0 < len(x) <= 1024 for x in v), "a list of module names", optional=True)
+        splits = c.get(data, "split", f + "split", lambda v: isinstance(v, list) and len(v) == n,
+                       f"{n} range-split records (one per profile, null where none)", optional=True, default=[])
+        for k, rec in enumerate(splits):
+            if rec is not None:
+                _range_split(c, rec, f"{f}split[{k}]", inputs, profiles[k])
         records = c.get(data, "alignment", f + "alignment", lambda v: isinstance(v, list) and len(v) == n,
                         f"{n} alignment records (one per profile, null where none)", optional=True, default=[])
         for k, rec in enumerate(records):
             if rec is not None:
                 _alignment(c, rec, f"{f}alignment[{k}]", inputs, outputs, profiles[k])
+
+
+def _range_split(c: Checker, rec: Any, f: str, inputs: list[dict[str, Any]], profile: dict[str, Any]) -> None:
+    """A profile built as sub-ranges (dynashape._backend.range_split): per sub-profile, its pieces, each
+    ``lo <= opt <= hi`` inside the profile's range of the dim."""
+    if not (isinstance(rec, list) and 2 <= len(rec) <= MAX_PARTS):
+        raise c.fail(f, rec, f"null or a list of 2 to {MAX_PARTS} sub-profiles")
+    where: dict[str, tuple[str, int]] = {}
+    for s in inputs:
+        for a, dim in enumerate(s["shape"]):
+            if isinstance(dim, str):
+                where.setdefault(dim, (s["name"], a))
+    for i, pieces in enumerate(rec):
+        if not (isinstance(pieces, list) and 1 <= len(pieces) <= 16):
+            raise c.fail(f"{f}[{i}]", pieces, "a list of 1 to 16 sub-ranges")
+        for j, d in enumerate(pieces):
+            g = f"{f}[{i}][{j}]"
+            if not isinstance(d, dict):
+                raise c.fail(g, d, "an object with name, lo, hi and opt")
+            name = c.get(d, "name", g + ".name", lambda v: isinstance(v, str) and v in where, "one of the inputs' named dims: " + (", ".join(sorted(where)) or "(none)"))
+            lo_p, hi_p = _range_of(profile, *where[name])
+            lo = c.get(d, "lo", g + ".lo", int_in(lo_p, hi_p), f"an int in the profile's range {lo_p}..{hi_p}")
+            hi = c.get(d, "hi", g + ".hi", int_in(lo, hi_p), f"an int from lo ({lo}) to the profile's max ({hi_p})")
+            c.get(d, "opt", g + ".opt", int_in(lo, hi), f"an int from lo ({lo}) to hi ({hi})")
 
 
 def _alignment(c: Checker, rec: Any, f: str, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]], profile: dict[str, Any]) -> None:

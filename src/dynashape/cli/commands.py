@@ -118,6 +118,22 @@ def _align_from_args(text: str) -> dict[str, int] | None:
     return out
 
 
+def _split_from_args(text: str) -> str | dict[str, Any]:
+    """``--split``: ``auto``, or ``DIM:auto``, ``DIM:N`` (N sub-ranges) or ``DIM:C1/C2`` (cut points; one cut
+    as ``DIM:C/``) items separated by commas."""
+    if text.strip() == "auto":
+        return "auto"
+    out: dict[str, Any] = {}
+    for item in text.split(","):
+        name, sep, how = (x.strip() for x in item.strip().partition(":"))
+        cuts = [c for c in how.split("/") if c]
+        if not sep or not name or not how or ("/" in how and not all(c.isdigit() for c in cuts)) or ("/" not in how and how != "auto" and not how.isdigit()):
+            raise DynashapeError(f"--split item '{item}'", "auto, or DIM:auto, DIM:N (N sub-ranges) or DIM:C1/C2 (cut points; one "
+                                 "cut as DIM:C/) separated by commas", "e.g. --split batch:auto or --split batch:4/16")
+        out[name] = "auto" if how == "auto" else [int(c) for c in cuts] if "/" in how else int(how)
+    return out
+
+
 def _inductor_config_from_args(items: list[str]) -> dict[str, bool | int | float | str]:
     """``--inductor-config KEY=VALUE`` items: true/false, integers and floats as such, other values as text."""
     out: dict[str, bool | int | float | str] = {}
@@ -164,6 +180,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         common.update(align=_align_from_args(args.align), align_pad=args.align_pad)
     if args.attention:
         common["attention"] = args.attention
+    if args.split:
+        common["split"] = _split_from_args(args.split)
     if args.inductor_config:
         common["inductor_config"] = _inductor_config_from_args(args.inductor_config)
     if args.plan:
@@ -299,6 +317,10 @@ def register(sub: Any) -> None:
                    "dims of a conv net by 32; none: no aligned part")
     g.add_argument("--align-pad", action="store_true", help="with --align: pad other values to the next multiple and crop the "
                    "outputs where the build finds the model padding-safe (else they run in a general part)")
+    g.add_argument("--split", metavar="auto|DIM:HOW[,DIM:HOW]", help="inductor: compile a dim's range as sub-ranges, each "
+                   "tuned at its own opt (one profile for the user): auto (every free dim whose max/min passes 4), or per dim "
+                   "DIM:auto, DIM:N (N geometric sub-ranges) or DIM:C1/C2 (cut points: min..C1, C1+1..C2, C2+1..max); "
+                   "aligned dims are not split")
     g.add_argument("--attention", choices=["auto", "default", "sdpa"], help="inductor: sdpa exports nn.MultiheadAttention "
                    "self-attention as one batch-first SDPA call and fails where that changes a module's output; auto (the "
                    "default) does it where it does not; default keeps the modules as they are")
