@@ -23,10 +23,10 @@ def test_check_split_takes_auto_counts_and_cuts_and_names_the_dims() -> None:
     assert check_split(None, SPECS) == () and check_split({}, SPECS) == ()
     assert check_split("auto", SPECS) == (("*", "auto"),)
     assert check_split({"H": 2, "batch": [16, 4, 16]}, SPECS) == (("H", 2), ("batch", (4, 16)))
-    with pytest.raises(BackendError, match="split names the dim 'seq', which no input has.*H, W, batch"):
+    with pytest.raises(BackendError, match=r"split names the dim 'seq', which no input has.*H, W, batch"):
         check_split({"seq": "auto"}, SPECS)
     for bad in (0, 9, True, [0], [], "half", 2.5):
-        with pytest.raises(BackendError, match="split\\['batch'\\]"):
+        with pytest.raises(BackendError, match=r"split\['batch'\]"):
             check_split({"batch": bad}, SPECS)
     with pytest.raises(BackendError, match="None, 'auto', or a dict"):
         check_split("yes", SPECS)
@@ -56,7 +56,7 @@ def test_sub_profiles_cut_every_input_that_has_the_dim() -> None:
     assert len(both) == 4
     assert len(sub_profiles(SPECS, prof, check_split({"batch": 2, "H": 2}, SPECS), keep=["H"])) == 2
     assert sub_profiles(SPECS, prof, ()) == [(prof, ())]
-    with pytest.raises(BackendError, match="split makes 64 sub-profiles.*at most 16"):
+    with pytest.raises(BackendError, match=r"split makes 64 sub-profiles.*at most 16"):
         sub_profiles(SPECS, prof, check_split({"batch": 8, "H": 8}, SPECS))
 
 

@@ -456,7 +456,7 @@ class InductorBackend(Backend):
             for k, whole in enumerate(profiles):
                 t = time.perf_counter()
                 _progress.say(f"build: profile {k + 1} of {len(profiles)}: torch.export ({whole.describe()})")
-                subs = sub_profiles(source.inputs, whole, settings.split, keep=[n for n, _ in align])
+                subs = sub_profiles(source.inputs, whole, settings.split, keep=list(align))
                 if len(subs) > 1:
                     log.info("profile %d: split into %d sub-ranges, each compiled for its own opt: %s", k, len(subs),
                              "; ".join(range_split.describe(r) for _, r in subs))

@@ -70,7 +70,7 @@ def check_split(split: Any, inputs: Sequence[TensorSpec]) -> SplitSpec:
         raise BackendError(f"split={split!r}", "None, 'auto', or a dict dim name -> 'auto' | a count | a list of cut points",
                            "e.g. split={'batch': 'auto'} or split={'batch': [4, 16]}")
     names = sorted({d for s in inputs for d in s.shape if isinstance(d, str)})
-    out = []
+    out: list[tuple[str, Any]] = []
     for name, how in split.items():
         if name not in names:
             raise BackendError(f"split names the dim '{name}', which no input has",
