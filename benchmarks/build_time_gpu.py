@@ -47,7 +47,7 @@ def child(key: str, kind: str, jobs: str) -> None:
     t = time.perf_counter()
     e = dynashape.build(model, prof, backend="inductor", device=device, precision="fp16" if device == "cuda" else "fp32",
                         example_inputs={cfg.input_name: torch.rand(cfg.profile[1])}, dynamic_axes=axes, quiet=False,
-                        jobs=None if jobs == "auto" else int(jobs))
+                        jobs="auto" if jobs == "auto" else int(jobs))
     seconds = time.perf_counter() - t
     bd = e.manifest.backend_data
     print(json.dumps({"build_s": round(seconds, 2), "packages": sum(bd.get("profile_parts") or [1]),

@@ -9,7 +9,9 @@ Per model, in one timing process on one GPU (fp16, inputs already on the GPU, CU
   dynamic+<lever>       the defaults plus one more lever: Inductor's ``pad_dynamic_shapes``,
                         ``assume_32bit_indexing``, ``force_layout_optimization`` (Inductor turns its
                         channels-last layout pass off when convolutions have symbolic sizes),
-                        coordinate-descent tuning (the seed segmentation net; ResNet-50: layout)
+                        coordinate-descent tuning (the seed segmentation net; ResNet-50: layout),
+                        the range split (``split="auto"``: each sub-range of the batch compiled at
+                        its own opt; the batch-dynamic models, ViT-B/16 and ResNet-50)
 each without and with CUDA graphs, over a sweep of shapes (odd ones included); plus a torch.profiler
 table of the top kernels by CUDA time at one shape per model, with the time in copy/clone kernels.
 
@@ -101,14 +103,17 @@ def configs() -> list[Config]:
                [(1, 3, 160, 160), (8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)],
                [(1, 3, 160, 160), (8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)],
                # without a lever: measured in the run of 2026-11-30 (alignment changed nothing within 1%)
-               {"defaults": {}, "force_layout": force_layout}, (8, 3, 224, 224)),
+               {"defaults": {}, "force_layout": force_layout, "split": {"split": {"batch": "auto"}}}, (8, 3, 224, 224)),
         Config("vit_b_16", "ViT-B/16 (torchvision, random weights), dynamic batch", "torchvision:vit_b_16", "image", {0: "batch"},
                ((1, 3, 224, 224), (16, 3, 224, 224), (64, 3, 224, 224)),
                [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224), (64, 3, 224, 224)],
                [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224)],
-               {"base": {}, "defaults": {}}, (32, 3, 224, 224), conv=False),
+               {"base": {}, "defaults": {}, "split": {"split": "auto"}}, (32, 3, 224, 224), conv=False),
     ]
     batch = ((1, 3, 224, 224), (16, 3, 224, 224), (64, 3, 224, 224))
+    # the range split (build(split="auto")): batch 1..64 as 1..4 (opt 2), 5..16 (opt 16), 17..64 (opt 33),
+    # each package tuned at its own opt; batch 1 and 32 fall in the sub-ranges that the user's opt (16) is not in
+    split = {"split": "auto"}
     for name, label in (("convnext_tiny", "ConvNeXt-T"), ("efficientnet_b0", "EfficientNet-B0"),
                         ("mobilenet_v3_large", "MobileNetV3-L"), ("swin_t", "Swin-T")):
         # with a dynamic batch only, alignment and attention do not apply (no free H/W, no
@@ -117,7 +122,7 @@ def configs() -> list[Config]:
         out.append(Config(name, f"{label} (torchvision), dynamic batch", f"torchvision:{name}", "image", {0: "batch"}, batch,
                           [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224)],
                           [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224)],
-                          {"defaults": {}, "force_layout": force_layout}, (32, 3, 224, 224), extra=True))
+                          {"defaults": {}, "force_layout": force_layout, "split": split}, (32, 3, 224, 224), extra=True))
     for name, label in (("fcn_resnet50", "FCN-ResNet50"), ("deeplabv3_resnet50", "DeepLabV3-ResNet50")):
         out.append(Config(name, f"{label} (torchvision), dynamic H/W", f"torchvision:segmentation.{name}", "image", hw,
                           ((1, 3, 384, 384), (1, 3, 512, 512), (1, 3, 768, 768)),

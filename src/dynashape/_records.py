@@ -63,8 +63,9 @@ class BuildSettings:
             sub-ranges, each tuned at its own opt (``how``: ``"auto"``, a count, or cut points; see
             ``dynashape._backend.range_split``). Recorded in the engine.
         jobs: inductor: how many packages to compile at once, in child processes (see
-            ``dynashape._backend.aoti_jobs``). None: one per 4 CPU cores, at most 8, and 1 for models
-            over 1 GiB of weights. Not recorded in the engine: it changes the build's time, not the engine.
+            ``dynashape._backend.aoti_jobs``). None or 1: one after the other, in this process;
+            ``"auto"``: one per 4 CPU cores, at most 8, and 1 for models over 1 GiB of weights. Not
+            recorded in the engine: it changes the build's time, not the engine.
     """
 
     device: str = "cpu"
@@ -82,7 +83,7 @@ class BuildSettings:
     attention: str | None = None
     inductor_config: tuple[tuple[str, bool | int | float | str], ...] = ()
     split: tuple[tuple[str, Any], ...] = ()
-    jobs: int | None = None
+    jobs: int | str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -248,3 +248,22 @@ def test_user_errors_in_process(argv: list[str], command: str, part: str, seg_on
     # progress lines; the error is then the one line after them.
     assert all(line.startswith("[dynashape ") for line in lines[:-1]), lines
     assert lines[-1].startswith(f"dynashape {command}: error: ") and part in lines[-1]
+
+
+def test_split_compiles_sub_ranges_and_refuses_bad_items(tmp_path: Path) -> None:
+    shapes = ["--minShapes", "input:1x1x16x16", "--optShapes", "input:2x1x16x16", "--maxShapes", "input:6x1x16x16"]
+    p = cli("build", "--model", "zoo:superres", "--backend", "inductor", *shapes, "--split", "batch:x",
+            "--saveEngine", str(tmp_path / "sr.engine"))
+    assert_user_error(p, "build", "--split item 'batch:x'", "DIM:C1/C2 (cut points")
+    p = cli("build", "--model", "zoo:superres", "--backend", "inductor", *shapes, "--split", "seq:auto",
+            "--saveEngine", str(tmp_path / "sr.engine"))
+    assert_user_error(p, "build", "split names the dim 'seq', which no input has", "batch")
+    assert not list(tmp_path.iterdir())
+    out = tmp_path / "sr.engine"
+    p = cli("build", "--model", "zoo:superres", "--backend", "inductor", *shapes, "--split", "batch:3/", "--saveEngine", str(out))
+    assert p.returncode == 0, p.stderr
+    text = cli("inspect", str(out)).stdout
+    assert "split into 2 sub-ranges, each compiled for its own opt: batch 1..3 (opt 2) | batch 4..6 (opt 5)" in text
+    assert "split=[['batch', [3]]]" in text
+    p = cli("run", "--loadEngine", str(out), "--shapes", "input:5x1x16x16")
+    assert p.returncode == 0, p.stderr

@@ -10,9 +10,13 @@ the time, one after the other. Those later ones are what can run side by side. I
 state is global (its config, its graph handlers), so the compiles cannot share a process: each one is
 a child that loads the program saved with ``torch.export.save``.
 
-Measured on an H200 (DeepLabV3-ResNet50, 5 packages, BENCHMARKS.md run 5): 178.5 s against 201.4 s one
-by one (a static engine: 65.7 s). The children are slower than the same compiles one by one in a warm
-process (83 s for four together against 24-30 s each): each starts Python, torch and CUDA.
+NOTE (why it is not the default): measured on an H200 machine (32 cores, the other GPU's shard building
+beside it), it helped one model and hurt another: DeepLabV3-ResNet50 (5 packages, BENCHMARKS.md run 5)
+178.5 s against 201.4 s one by one, but FCN-ResNet50 (5 packages, run 6) 222.6 s against 184.3 s. The
+children are slower than the same compiles one by one in a warm process (83 s for four together against
+24-30 s each): each starts Python, torch and CUDA, and they share the cores and Inductor's own compile
+workers. So ``jobs=None`` compiles one by one in the build's process, and ``jobs="auto"`` (or a count)
+is for machines where it has been measured to help.
 
 Where a child cannot do it (a program that does not serialize, an op the child does not know, a
 crash), the package is compiled in this process instead, as a one-at-a-time build would have: a
@@ -49,7 +53,7 @@ def cpu_count() -> int:
 
 
 def auto_jobs(programs: int, weight_bytes: int) -> int:
-    """How many compiles to run at once when the user did not say: one per 4 cores (each compile also
+    """How many compiles to run at once for ``jobs="auto"``: one per 4 cores (each compile also
     starts Inductor's own Triton/C++ compile workers), at most 8, and 1 for large models."""
     if programs <= 2 or weight_bytes > AUTO_MAX_WEIGHT_BYTES:
         return 1

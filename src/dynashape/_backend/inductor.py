@@ -496,7 +496,8 @@ class InductorBackend(Backend):
                 seconds.append(time.perf_counter() - t)
             # NOTE: every profile is exported before anything is compiled, so that the compiles (the
             # larger share of a build) can run side by side (aoti_jobs)
-            jobs = settings.jobs if settings.jobs is not None else aoti_jobs.auto_jobs(len(programs), max(map(aoti_jobs.program_bytes, programs), default=0))
+            jobs = (aoti_jobs.auto_jobs(len(programs), max(map(aoti_jobs.program_bytes, programs), default=0))
+                    if settings.jobs == "auto" else int(settings.jobs or 1))
             jobs = aoti_jobs.side_by_side(jobs, len(programs))
             paths = [os.path.join(tmp, f"package{i}.pt2") for i in range(len(programs))]
             compile_seconds = aoti_jobs.compile_all(torch, programs, paths, configs, tf32=settings.tf32, jobs=jobs, tmp=tmp)

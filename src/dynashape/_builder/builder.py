@@ -227,7 +227,7 @@ def build(
     align_pad: bool = False,
     attention: str | None = None,
     inductor_config: Mapping[str, Any] | None = None,
-    jobs: int | None = None,
+    jobs: int | str | None = None,
     split: Any = None,
 ) -> Engine:
     """Build an engine from an ONNX file (path or ``onnx.ModelProto``) or a ``torch.nn.Module``.
@@ -261,8 +261,9 @@ def build(
             ``{"force_layout_optimization": True}`` (Inductor turns its channels-last layout pass off
             when convolutions have symbolic sizes) or ``{"max_autotune": True}``; checked against the
             installed torch and recorded in the engine. Applied after ``tuning``'s keys.
-        jobs: inductor: packages compiled at once, in child processes (None: one per 4 CPU cores,
-            at most 8, and 1 for models over 1 GiB of weights; 1: one after the other, in this process).
+        jobs: inductor: packages compiled at once, in child processes. None or 1 (the default): one
+            after the other, in this process; ``"auto"``: one per 4 CPU cores, at most 8, and 1 for models
+            over 1 GiB of weights (see ``dynashape._backend.aoti_jobs`` for why this is not the default).
         split: inductor: compile a dim's range as sub-ranges, each tuned at its own opt (the user still
             sees one profile): ``"auto"`` (every free dim whose max/min passes 4, cut geometrically), or
             per dim name ``"auto"``, a count, or cut points (``{"batch": [4, 16]}``: 1..4, 5..16,
@@ -281,8 +282,9 @@ def build(
     if precision not in PRECISIONS:
         raise DynashapeError(f"precision '{precision}'", "one of " + ", ".join(PRECISIONS))
     threads = check_threads(threads)
-    if jobs is not None and (type(jobs) is not int or not 1 <= jobs <= 1024):
-        raise DynashapeError(f"jobs={jobs!r}", "None (automatic) or a count of parallel compiles from 1 to 1024", "e.g. jobs=4, or jobs=1 to compile in this process")
+    if jobs is not None and jobs != "auto" and (type(jobs) is not int or not 1 <= jobs <= 1024):
+        raise DynashapeError(f"jobs={jobs!r}", "None (one by one), 'auto' or a count of parallel compiles from 1 to 1024",
+                             "e.g. jobs=4, or jobs=1 to compile in this process")
     ops = tuple(postprocess.parse_append_op(o) if isinstance(o, str) else (o[0], o[1]) for o in (append_ops or ()))
     plist = _as_profiles(profiles)
     plan_obj = None

@@ -118,6 +118,10 @@ def _align_from_args(text: str) -> dict[str, int] | None:
     return out
 
 
+def _jobs_arg(text: str) -> int | str:
+    return "auto" if text.strip() == "auto" else int(text)
+
+
 def _split_from_args(text: str) -> str | dict[str, Any]:
     """``--split``: ``auto``, or ``DIM:auto``, ``DIM:N`` (N sub-ranges) or ``DIM:C1/C2`` (cut points; one cut
     as ``DIM:C/``) items separated by commas."""
@@ -194,6 +198,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         if not profiles:
             raise DynashapeError("--model without --minShapes/--optShapes/--maxShapes", "full shapes for a module (they define its inputs)")
         shapes = {n: r.opt for n, r in profiles[0].items()}
+        if args.model.startswith("zoo:"):
+            # a zoo model's own names for its dynamic dims and outputs, as `dynashape export` uses them
+            from .. import zoo
+
+            z = zoo.get(args.model[4:])
+            common.update(dynamic_axes={n: a for n, a in z.dynamic_axes.items() if n in shapes}, output_names=list(z.output_names))
         engine = dynashape.build(load_factory(args.model), profiles, example_inputs=example_inputs(shapes, args.input_dtypes), **common)
     else:
         raise DynashapeError("no model", "--onnx FILE or --model FILE.py:FUNC")
@@ -328,8 +338,8 @@ def register(sub: Any) -> None:
                    "setting for every package's compile, e.g. force_layout_optimization=true (channels-last layout "
                    "optimization, which Inductor turns off when convolutions have symbolic sizes); repeatable, recorded "
                    "in the engine")
-    g.add_argument("--jobs", type=int, metavar="N", help="inductor: packages compiled at once, in child processes (default: one "
-                   "per 4 CPU cores, at most 8; 1: one after the other)")
+    g.add_argument("--jobs", type=_jobs_arg, metavar="N|auto", help="inductor: packages compiled at once, in child processes "
+                   "(default 1: one after the other, in this process; auto: one per 4 CPU cores, at most 8)")
     g.add_argument("--threads", type=int, help="CPU threads per inference (default: all)")
     g.add_argument("--no-validate", action="store_true", help="skip running the new engine against the source")
     g.add_argument("--data", metavar="FILE", help=f"validate on these inputs instead of generated ones: {DATA_HELP}")
