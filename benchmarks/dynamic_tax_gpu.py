@@ -11,7 +11,7 @@ Per model, in one timing process on one GPU (fp16, inputs already on the GPU, CU
                         channels-last layout pass off when convolutions have symbolic sizes),
                         coordinate-descent tuning (the seed segmentation net; ResNet-50: layout),
                         the range split (``split="auto"``: each sub-range of the batch compiled at
-                        its own opt; the batch-dynamic models, ViT-B/16 and ResNet-50)
+                        its own opt; the batch-dynamic models and ViT-B/16)
 each without and with CUDA graphs, over a sweep of shapes (odd ones included); plus a torch.profiler
 table of the top kernels by CUDA time at one shape per model, with the time in copy/clone kernels.
 
@@ -103,7 +103,7 @@ def configs() -> list[Config]:
                [(1, 3, 160, 160), (8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)],
                [(1, 3, 160, 160), (8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)],
                # without a lever: measured in the run of 2026-11-30 (alignment changed nothing within 1%)
-               {"defaults": {}, "force_layout": force_layout, "split": {"split": {"batch": "auto"}}}, (8, 3, 224, 224)),
+               {"defaults": {}, "force_layout": force_layout}, (8, 3, 224, 224)),
         Config("vit_b_16", "ViT-B/16 (torchvision, random weights), dynamic batch", "torchvision:vit_b_16", "image", {0: "batch"},
                ((1, 3, 224, 224), (16, 3, 224, 224), (64, 3, 224, 224)),
                [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224), (64, 3, 224, 224)],
