@@ -84,12 +84,16 @@ def module_reference(
     label: str | None = None,
     hints: Hints | None = None,
     input_dtypes: Sequence[Any] | None = None,
+    no_tf32: bool = False,
 ) -> Reference:
     """``module`` in eager PyTorch on ``device`` in ``precision``: float inputs are cast to the
     compute dtype, float outputs come back as float32 (numpy has no bfloat16).
 
     NOTE: a module moved to another device or dtype is a copy (``Module.to`` converts in place and
     the caller's model must stay as it was).
+
+    ``no_tf32``: on CUDA, each call runs with TF32 off for matmuls and convolutions (true fp32, as the
+    CPU computes), and the process's switches are restored after it.
     """
     torch = require("torch", "running the PyTorch reference")
     from ._torchio import flatten_outputs
@@ -112,8 +116,14 @@ def module_reference(
             if t.is_floating_point() and compute != torch.float32 and t.dtype != compute:
                 t = t.to(compute)
             args.append(t.to(device))
-        with torch.no_grad(), torch.device(device):
-            out = mod(**dict(zip(names, args, strict=True))) if by_keyword else mod(*args)
+        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        if no_tf32:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        try:
+            with torch.no_grad(), torch.device(device):
+                out = mod(**dict(zip(names, args, strict=True))) if by_keyword else mod(*args)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
         flat = flatten_outputs(out)
         res = []
         for i, o in enumerate(flat):

@@ -161,3 +161,33 @@ def test_every_package_of_a_split_profile_gets_a_validation_shape() -> None:
     assert all(prof.contains({"x": s}) for s in shapes.values())
     # an unsplit profile: only min, opt and max
     assert [c.which for c in cases(spec, [prof])] == ["min", "opt", "max"]
+
+
+def test_the_fp32_reference_runs_without_tf32_and_restores_the_switches() -> None:
+    """``module_reference(no_tf32=True)``: the fp32 information reference of a reduced-precision CUDA
+    build runs with TF32 off (true fp32) and leaves the process's switches as they were."""
+    from dynashape._reference import module_reference
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+            if x.shape[0] > 1:
+                raise RuntimeError("boom")
+            return x * 2
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        ref = module_reference(Probe(), ["x"], no_tf32=True)
+        (out,) = ref({"x": np.ones((1, 3), np.float32)})
+        np.testing.assert_array_equal(out, np.full((1, 3), 2, np.float32))
+        with pytest.raises(RuntimeError, match="boom"):  # restored on failure too
+            ref({"x": np.ones((2, 3), np.float32)})
+        assert seen == [(False, False), (False, False)]
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+        module_reference(Probe(), ["x"])({"x": np.ones((1, 3), np.float32)})
+        assert seen[-1] == (True, True)  # without it the switches are the process's
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

@@ -44,7 +44,7 @@ def test_fp16_gpt2_is_validated_against_fp16_eager_on_cuda(caplog: pytest.LogCap
     with caplog.at_level(logging.INFO, logger="dynashape"):
         engine = dynashape.build(model, example_inputs=ex, dims={"batch": (1, 2, 4), "seq": (4, 16, 64)},
                                  dynamic_axes=axes, backend="inductor", device="cuda", precision="fp16", quiet=True)
-    assert any("against the fp32 source on the CPU (information)" in r.getMessage() for r in caplog.records)
+    assert any("against the fp32 source (information)" in r.getMessage() for r in caplog.records)
     feed = make_inputs(engine.inputs, {"input_ids": (3, 37), "attention_mask": (3, 37)}, seed=5,
                        hints={"input_ids": InputHint("ids", 1000)})
     got = engine.run(feed)["output"]

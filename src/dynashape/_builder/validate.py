@@ -178,7 +178,7 @@ def check_outputs(manifest: Manifest, case: Case, got: Sequence[np.ndarray], exp
     fp32 = compare_outputs(names, got, info, tolerance("fp32"), undefined_rows=undefined) if info is not None else None
     fp32_text = ""
     if fp32 is not None:
-        fp32_text = "; against the fp32 source on the CPU (information): " + ", ".join(
+        fp32_text = "; against the fp32 source (information): " + ", ".join(
             f"'{d.output}' max abs diff {d.max_abs:.3g}" for d in fp32)
         log.info("validation %s: %s%s", case.describe(), ", ".join(f"'{d.output}' {d.max_abs:.3g}" for d in diffs), fp32_text)
     for d in diffs:
