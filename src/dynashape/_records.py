@@ -92,7 +92,7 @@ class BuildSettings:
             "validate": self.validate, "tf32": self.tf32, "channels_last": self.channels_last,
             "share_weights": self.share_weights, "align": [list(p) for p in self.align], "align_pad": self.align_pad,
             "attention": self.attention, "inductor_config": [list(p) for p in self.inductor_config],
-            "split": [[n, list(h) if isinstance(h, tuple) else h] for n, h in self.split],
+            "split": [[n, [list(x) if isinstance(x, tuple) else x for x in h] if isinstance(h, tuple) else h] for n, h in self.split],
         }
 
     @classmethod
@@ -101,7 +101,8 @@ class BuildSettings:
         known["append_ops"] = tuple(tuple(p) for p in known.get("append_ops", ()))
         known["align"] = tuple((str(n), int(v)) for n, v in known.get("align", ()))
         known["inductor_config"] = tuple((str(k), v) for k, v in known.get("inductor_config", ()))
-        known["split"] = tuple((str(n), tuple(h) if isinstance(h, list) else h) for n, h in known.get("split", ()))
+        known["split"] = tuple((str(n), tuple(tuple(x) if isinstance(x, list) else x for x in h) if isinstance(h, list) else h)
+                               for n, h in known.get("split", ()))
         return cls(**known)
 
 

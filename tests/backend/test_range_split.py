@@ -144,3 +144,41 @@ def test_split_needs_the_inductor_backend() -> None:
     with pytest.raises(DynashapeError, match="align/split/attention with backend 'onnxruntime'"):
         dynashape.build(m, Profile({"x": ((1, 3, 16, 16), (8, 3, 16, 16), (64, 3, 16, 16))}), backend="onnxruntime",
                         example_inputs={"x": torch.rand(8, 3, 16, 16)}, dynamic_axes={"x": {0: "batch"}}, split="auto", quiet=True)
+
+
+class _Tokens(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(50, 16)
+        self.out = nn.Linear(16, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.emb(ids)
+        return self.out(h.softmax(1) * h)
+
+
+@pytest.mark.slow
+def test_a_plan_with_split_is_built_as_its_sub_ranges(tmp_path) -> None:
+    """``plan(split=True)`` on a length stream, then ``build(plan=...)``: the plan's sub-ranges (their opts
+    from the traffic) are the engine's parts."""
+    from dynashape._specs import TensorSpec
+
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(4, 16, 300), rng.integers(16, 128, 100)])
+    path = tmp_path / "lengths.txt"
+    path.write_text("\n".join(map(str, lengths)) + "\n")
+    plan = dynashape.plan(dims={"seq": str(path), "batch": "1"}, inputs=[TensorSpec("ids", "int64", ("batch", "seq"))],
+                          device="cuda", backend="inductor", calibrate_cost=False, max_profiles=1, ladder=False, split=True)
+    triples = plan.details["split"]["seq"]
+    assert len(triples) >= 2
+    m = _Tokens().eval()
+    e = dynashape.build(m, backend="inductor", device="cpu", example_inputs={"ids": torch.randint(0, 50, (1, 16))},
+                        dynamic_axes={"ids": {0: "batch", 1: "seq"}}, plan=plan, quiet=True)
+    assert e.manifest.build_settings.split == (("seq", tuple(tuple(t) for t in triples)),)
+    assert [[(s["lo"], s["opt"], s["hi"]) for s in sub] for sub in e.manifest.backend_data["split"][0]] == [[tuple(t)] for t in triples]
+    for n in (4, int(triples[0][2]), int(triples[-1][0]), 127):
+        ids = torch.randint(0, 50, (1, n))
+        with torch.no_grad():
+            want = m(ids).numpy()
+        np.testing.assert_allclose(next(iter(e.run({"ids": ids.numpy()}).values())), want, atol=1e-5, rtol=1e-4)

@@ -127,3 +127,31 @@ def test_many_distinct_values_plan_in_seconds() -> None:
     assert plan.details["ladder"]["dp"] == "divide-and-conquer" and plan.details["profiles"]["dp"] == "divide-and-conquer"
     assert plan.ladder is not None and plan.ladder.buckets[-1] == 8192
     assert plan.details["seconds"]["dp_ladder"] < 30  # generous on a shared 2-core machine; ~0.3 s alone
+
+
+def test_split_cuts_wide_profiles_at_equal_traffic(lengths: Path, tmp_path: Path) -> None:
+    """``plan(split=True)``: each dynamic profile wider than 4x along the ladder dim becomes contiguous
+    ``[lo, opt, hi]`` sub-ranges carrying about equal shares of the requests, each opt inside its own."""
+    from dynashape._backend.range_split import check_split
+    from dynashape._plan import explain
+
+    plan = _plan(lengths, device="cuda", max_profiles=1, split=True)
+    (dyn,) = plan.profiles
+    r = dyn["input_ids"]
+    triples = plan.details["split"]["seq"]
+    assert len(triples) == 3  # 8..384 is 48x wide: as many pieces as split="auto" (each at most 4x) would cut
+    assert triples[0][0] == r.min[1] and triples[-1][2] == r.max[1]
+    assert all(a[2] + 1 == b[0] for a, b in itertools.pairwise(triples))  # contiguous
+    assert all(lo <= opt <= hi for lo, opt, hi in triples)
+    vals = np.loadtxt(lengths, dtype=int)
+    shares = [float(((vals >= lo) & (vals <= hi)).mean()) for lo, _, hi in triples]
+    assert all(0.2 < s < 0.5 for s in shares), shares  # equal thirds, up to ties at the cut values
+    assert plan.predictions["build_time"].value == 3 * 30.0  # one compile per sub-range
+    assert check_split(plan.details["split"], SPECS) == (("seq", tuple(tuple(t) for t in triples)),)
+    assert "split along 'seq' into sub-ranges of equal traffic" in explain(plan)
+    path = tmp_path / "p.json"
+    plan.save(str(path))
+    assert dynashape.Plan.load(str(path)).details["split"] == plan.details["split"]
+    # without split=True, or for another backend, nothing is cut
+    assert "split" not in _plan(lengths, device="cuda", max_profiles=1).details
+    assert "split" not in _plan(lengths, device="cpu", max_profiles=1, split=True).details  # onnxruntime on the CPU

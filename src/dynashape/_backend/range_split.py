@@ -17,6 +17,8 @@ first, DeepLabV3 on an H200), no weights (they are shared), and a package's code
   ``"auto"``     geometric sub-ranges whose max/min is at most :data:`AUTO_RATIO` (at most :data:`MAX_PIECES`)
   ``n`` (int)    ``n`` geometric sub-ranges
   ``[c1, c2]``   explicit cuts: ``lo..c1``, ``c1+1..c2``, ``c2+1..hi`` (cuts outside a profile's range are ignored there)
+  ``[[lo, opt, hi], ...]``  sub-ranges with their own opt, as TensorRT profiles state them (what
+                 ``dynashape.plan(split=True)`` writes from the traffic); a profile is cut at their edges
 and ``split="auto"`` means ``"auto"`` for every free dim. Dims that alignment serves (``align``) are not
 split: the aligned part's padding is a per-profile rule (see :mod:`.alignment`); split a batch or
 sequence dim, and align the spatial ones.
@@ -82,6 +84,8 @@ def check_split(split: Any, inputs: Sequence[TensorSpec]) -> SplitSpec:
             if not 1 <= how <= MAX_PIECES:
                 raise BackendError(f"split['{name}'] = {how}", f"a count of sub-ranges from 1 to {MAX_PIECES}")
             out.append((str(name), how))
+        elif isinstance(how, (list, tuple)) and how and all(isinstance(t, (list, tuple)) for t in how):
+            out.append((str(name), _check_triples(name, how)))
         elif isinstance(how, (list, tuple)) and how and all(type(c) is int and c >= 1 for c in how):
             cuts = tuple(sorted(set(how)))
             if len(cuts) >= MAX_PIECES:
@@ -91,6 +95,29 @@ def check_split(split: Any, inputs: Sequence[TensorSpec]) -> SplitSpec:
             raise BackendError(f"split['{name}'] = {how!r}", "'auto', a count of sub-ranges, or a list of positive cut points",
                                "a cut c ends a sub-range at c: [4, 16] gives lo..4, 5..16, 17..hi")
     return tuple(sorted(out, key=lambda p: p[0]))
+
+
+#: the most ``[lo, opt, hi]`` sub-ranges one dim may list (over all profiles)
+MAX_TRIPLES = 64
+
+
+def _check_triples(name: str, how: Any) -> tuple[tuple[int, int, int], ...]:
+    """``[[lo, opt, hi], ...]``: ints with ``1 <= lo <= opt <= hi``, sorted and not overlapping."""
+    out = []
+    for t in how:
+        if not (isinstance(t, (list, tuple)) and len(t) == 3 and all(type(v) is int for v in t) and 1 <= t[0] <= t[1] <= t[2]):
+            raise BackendError(f"split['{name}'] sub-range {t!r}", "[lo, opt, hi] with integers 1 <= lo <= opt <= hi")
+        out.append((t[0], t[1], t[2]))
+    if len(out) > MAX_TRIPLES:
+        raise BackendError(f"split['{name}'] with {len(out)} sub-ranges", f"at most {MAX_TRIPLES}")
+    for a, b in itertools.pairwise(out):
+        if b[0] <= a[2]:
+            raise BackendError(f"split['{name}'] sub-ranges {list(a)} and {list(b)}", "sorted sub-ranges that do not overlap")
+    return tuple(out)
+
+
+def _triples(how: Any) -> bool:
+    return isinstance(how, tuple) and bool(how) and isinstance(how[0], tuple)
 
 
 def _geometric(lo: int, hi: int, pieces: int) -> list[int]:
@@ -108,11 +135,18 @@ def cuts_for(d: FreeDim, how: Any) -> list[int]:
         return _geometric(d.lo, d.hi, pieces)
     if isinstance(how, int):
         return _geometric(d.lo, d.hi, min(how, d.hi - d.lo + 1))
+    if _triples(how):
+        return sorted({c for lo, _, hi in how for c in (lo - 1, hi) if d.lo <= c < d.hi})
     return [c for c in how if d.lo <= c < d.hi]
 
 
-def _sub_opt(d: FreeDim, lo: int, hi: int) -> int:
-    """The profile's opt where it lies in the sub-range (the user's choice); else the sub-range's geometric middle."""
+def _sub_opt(d: FreeDim, lo: int, hi: int, how: Any = None) -> int:
+    """A stated sub-range's opt where one holds this sub-range (``[lo, opt, hi]`` triples); else the
+    profile's opt where it lies in the sub-range (the user's choice); else the sub-range's geometric middle."""
+    if _triples(how):
+        for t_lo, t_opt, t_hi in how:
+            if t_lo <= lo and hi <= t_hi and lo <= t_opt <= hi:
+                return int(t_opt)
     if lo <= d.opt <= hi:
         return d.opt
     return min(hi, max(lo, round(math.sqrt(max(lo, 1) * hi))))
@@ -135,7 +169,7 @@ def sub_profiles(inputs: Sequence[TensorSpec], profile: Profile, split: SplitSpe
         if len(bounds) <= 2:
             continue
         dims.append(d)
-        pieces.append([SubRange(d.name, a + 1, b, _sub_opt(d, a + 1, b)) for a, b in itertools.pairwise(bounds)])
+        pieces.append([SubRange(d.name, a + 1, b, _sub_opt(d, a + 1, b, how)) for a, b in itertools.pairwise(bounds)])
     if not pieces:
         return [(profile, ())]
     combos = list(itertools.product(*pieces))

@@ -267,7 +267,9 @@ def build(
         split: inductor: compile a dim's range as sub-ranges, each tuned at its own opt (the user still
             sees one profile): ``"auto"`` (every free dim whose max/min passes 4, cut geometrically), or
             per dim name ``"auto"``, a count, or cut points (``{"batch": [4, 16]}``: 1..4, 5..16,
-            17..max). Aligned dims are not split. See ``dynashape._backend.range_split``.
+            17..max), or ``[[lo, opt, hi], ...]`` sub-ranges. Aligned dims are not split. See
+            ``dynashape._backend.range_split``. With ``plan`` and no ``split``: the plan's own sub-ranges
+            (``dynashape.plan(split=True)``).
         data: the user's feeds for validation instead of generated ones: an ``.npz`` path,
             ``"file.py:function"``, a dict name -> array, or an iterable of such dicts.
         quiet: no progress lines on stderr (None: the process default, on).
@@ -331,6 +333,9 @@ def build(
     if precision not in impl.precisions:
         raise BackendError(f"precision {precision} with backend '{name}'", f"one of {', '.join(impl.precisions)}",
                            "use another backend or precision")
+    if split is None and plan_obj is not None and name == "inductor":
+        # the sub-ranges a plan chose from the traffic (dynashape.plan(split=True)); an explicit split wins
+        split = plan_obj.details.get("split")
     if (align or split or attention not in (None, "auto", "default")) and name != "inductor":
         raise BackendError(f"align/split/attention with backend '{name}'", "the inductor backend for these options",
                            "build with backend='inductor' (--backend inductor), or drop them")

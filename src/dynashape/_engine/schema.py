@@ -120,6 +120,8 @@ def _profiles(c: Checker, data: dict[str, Any], inputs: list[dict[str, Any]]) ->
 
 def _split_how(v: Any) -> bool:
     """A range split's ``how`` (see dynashape._backend.range_split.check_split)."""
+    if isinstance(v, list) and v and all(isinstance(t, list) for t in v):  # [lo, opt, hi] sub-ranges
+        return len(v) <= 64 and all(len(t) == 3 and all(int_in(1, MAX_DIM)(x) for x in t) and t[0] <= t[1] <= t[2] for t in v)
     return v == "auto" or int_in(1, 8)(v) or (isinstance(v, list) and 1 <= len(v) <= 7 and all(int_in(1, MAX_DIM)(x) for x in v))
 
 
@@ -137,7 +139,7 @@ def _build_settings(c: Checker, data: dict[str, Any]) -> None:
         "a list of [dim name, step 2..1024] pairs naming the inputs' dims: " + (", ".join(named) or "(none)"), optional=True)
     c.get(b, "split", f + "split", lambda v: isinstance(v, list) and len(v) <= 64 and all(
         isinstance(p, list) and len(p) == 2 and (p[0] in named or p[0] == "*") and _split_how(p[1]) for p in v),
-        "a list of [dim name or '*', 'auto' | a count 1..8 | a list of cut points] pairs naming the inputs' dims: "
+        "a list of [dim name or '*', 'auto' | a count 1..8 | a list of cut points | a list of [lo, opt, hi]] pairs naming the inputs' dims: "
         + (", ".join(named) or "(none)"), optional=True)
     c.get(b, "attention", f + "attention", lambda v: v in (None, "sdpa", "auto"), "null, 'sdpa' or 'auto'", optional=True)
     c.get(b, "inductor_config", f + "inductor_config", lambda v: isinstance(v, list) and len(v) <= 64 and all(

@@ -9,6 +9,7 @@ graph memory and build time, each with how it was derived.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -142,6 +143,7 @@ def plan(
     ranges: Mapping[str, tuple[int, int]] | None = None,
     min_static_share: float | None = None,
     use_cache: bool = True,
+    split: bool = False,
 ) -> Plan:
     """Plan profiles and a CUDA-graph ladder from a workload.
 
@@ -162,6 +164,10 @@ def plan(
         ladder: plan a bucket ladder (default: on CUDA only, where graphs pay for padding).
         ranges: ``{dim: (lo, hi)}`` that the profiles must cover beyond the workload.
         min_static_share: a shape carrying this share of the requests gets a static profile (default 0.2).
+        split: inductor: cut each dynamic profile whose range along the ladder dim spans more than 4x
+            into sub-ranges that carry equal shares of the traffic, each with its own opt (the traffic's
+            weighted median there); ``build(plan=...)`` compiles them as parts of the profile (see
+            ``dynashape._backend.range_split``). Stored in ``details["split"]``.
     """
     t_start = time.perf_counter()
     device = device or "cpu"
@@ -280,6 +286,7 @@ def plan(
     for dname, (r_lo, r_hi) in ranges.items():
         lo_all[dname], hi_all[dname] = min(lo_all.get(dname, r_lo), r_lo), max(hi_all.get(dname, r_hi), r_hi)
     profiles: list[Profile] = []
+    spans: list[tuple[int, int, int, int]] = []  # per dynamic profile: (lo, hi, first value index, last value index) along ldim
     start = 0
     for n_seg, e in enumerate(ends):
         seg_rows = (vidx >= start) & (vidx <= e)
@@ -290,7 +297,11 @@ def plan(
         opt = {d: _weighted_mode(rows[seg_rows, j], weights[seg_rows]) for j, d in enumerate(work.dims)}
         opt[ldim] = int(values[dp.profile_opt(values, u, start, e)])
         profiles.append(_profile(specs, work.dims, lo, opt, hi, aliases))
+        spans.append((lo[ldim], hi[ldim], start, e))
         start = e + 1
+    # the range split (see dynashape._backend.range_split): sub-ranges of equal traffic, each with its opt
+    sub_ranges = _split_ranges(values, np.bincount(vidx, weights=weights, minlength=len(values)), u, spans) \
+        if split and backend == "inductor" else []
     # static profiles for the hottest shapes
     statics: list[tuple[dict[str, int], float]] = []
     share = weights / total_w
@@ -306,7 +317,8 @@ def plan(
     static_gain = sum(STATIC_GAIN * s * float(plain_exact[np.flatnonzero((rows == [d[n] for n in work.dims]).all(axis=1))[0]])
                       for d, s in statics)
     latency_static = latency - static_gain
-    build_s = kp * per_dyn + len(statics) * per_static
+    # each sub-range is one more compile (the spans' sub-ranges number kp where nothing is cut)
+    build_s = (len(sub_ranges) or kp) * per_dyn + len(statics) * per_static
     waste = 1.0 - float((weights * elements).sum()) / float((weights * padded_elems).sum())
 
     unit = cost.unit
@@ -322,7 +334,8 @@ def plan(
                                    "outputs held by every graph (calibrated output bytes per element x its shape) + the largest capture's memory "
                                    f"({cost.graph_bytes_per_element:.1f} bytes per element, {'calibrated' if cost.calibrated and cost.graph else 'none measured'}); "
                                    "graphs share one memory pool"),
-        "build_time": Prediction(build_s, "s", f"{backend}: {per_dyn:g} s per dynamic profile, {per_static:g} s per static one "
+        "build_time": Prediction(build_s, "s", f"{backend}: {per_dyn:g} s per dynamic profile"
+                                 + (" or sub-range of a split one" if sub_ranges else "") + f", {per_static:g} s per static one "
                                  "(shared/GPU.md build times on an H200; proxy)"),
     }
     details: dict[str, Any] = {
@@ -335,11 +348,39 @@ def plan(
                      "cost_per_profile_count": [float(c) / total_w for c in pseg.costs], "opt_penalty": alpha,
                      "gain_of_one_more_profile": _gain(pseg.costs, kp, total_w), "dp": pseg.method},
         "ladder": ladder_info,
+        **({"split": {ldim: [list(t) for t in sub_ranges]}} if sub_ranges else {}),
         "budgets": {"max_profiles": max_profiles, "max_graphs": max_graphs, "graph_memory_mb": graph_memory_mb, "build_time_s": build_time_s},
         "seconds": {"read": round(t_read - t_start, 3), "dp_ladder": round(t_dp_ladder, 4), "dp_profiles": round(t_dp_prof, 4),
                     "total": round(time.perf_counter() - t_start, 3)},
     }
     return Plan(tuple(profiles), len(statics), lad, preds, details)
+
+
+def _split_ranges(values: np.ndarray, requests: np.ndarray, u: np.ndarray, spans: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, int, int]]:
+    """``[lo, opt, hi]`` sub-ranges of the dynamic profiles along the ladder dim: a profile wider than
+    :data:`~dynashape._backend.range_split.AUTO_RATIO` is cut into as many pieces as ``split="auto"``
+    would cut it, but at the traffic's quantiles (equal request shares), each piece's opt the weighted
+    median of its cost (:func:`dp.profile_opt`, the profile's own rule). Profiles that are not cut give
+    one sub-range each, so that the list covers every dynamic profile."""
+    import math
+
+    from .._backend.range_split import AUTO_RATIO, MAX_PIECES
+
+    out: list[tuple[int, int, int]] = []
+    for lo, hi, i, j in spans:
+        ratio = hi / max(lo, 1)
+        pieces = min(MAX_PIECES, j - i + 1, math.ceil(math.log(ratio) / math.log(AUTO_RATIO) - 1e-9)) if ratio > AUTO_RATIO else 1
+        share = np.cumsum(requests[i:j + 1]) / max(float(requests[i:j + 1].sum()), 1e-12)
+        # the last value index of each piece but the last: where the cumulative share passes k / pieces
+        cuts = sorted({i + int(np.searchsorted(share, k / pieces)) for k in range(1, pieces)} - {j})
+        bounds = [i - 1, *cuts, j]
+        p_hi = lo - 1
+        for a, b in itertools.pairwise(bounds):
+            p_lo = p_hi + 1  # contiguous: values between two pieces that the traffic lacks go to the first
+            p_hi = hi if b == j else int(values[b])
+            opt = min(p_hi, max(p_lo, int(values[dp.profile_opt(values, u, a + 1, b)])))
+            out.append((p_lo, opt, p_hi))
+    return out
 
 
 def _gain(costs: np.ndarray, k: int, total: float) -> float:

@@ -29,6 +29,9 @@ def explain(plan: Plan) -> str:
         kind = "static" if k >= len(plan.profiles) - plan.static_profiles else "dynamic"
         for n, r in p.items():
             lines.append(f"| {k} | {kind} | {n}:{'x'.join(map(str, r.min))} | {'x'.join(map(str, r.opt))} | {'x'.join(map(str, r.max))} |")
+    split = split_lines(plan)
+    if split:
+        lines += ["", *split, "(each sub-range is compiled as a part of its profile, tuned at its own opt; build --plan applies it)"]
     if plan.ladder is not None:
         lines.append("")
         lines.append(f"bucket ladder on '{plan.ladder.dim}' ({len(plan.ladder.buckets)} buckets, {len(plan.ladder.shapes)} graphs): "
@@ -66,6 +69,7 @@ def summary_lines(plan: Plan, indent: str = "  ") -> list[str]:
              f"planned along '{w.get('ladder_dim')}'"]
     dynamic = len(plan.profiles) - plan.static_profiles
     lines.append(f"{i2}profiles: {dynamic} dynamic, {plan.static_profiles} static (the hottest shapes)")
+    lines += split_lines(plan, indent=i2)
     if plan.ladder is None:
         lines.append(f"{i2}no bucket ladder")
     else:
@@ -88,6 +92,16 @@ def summary_lines(plan: Plan, indent: str = "  ") -> list[str]:
     if parts:
         lines.append(f"{i2}predicted: " + ", ".join(parts))
     return lines + measured_lines(plan, indent=i2)
+
+
+def split_lines(plan: Plan, *, indent: str = "") -> list[str]:
+    """The sub-ranges a plan made with ``split=True``, each with its opt."""
+    split = plan.details.get("split")
+    if not isinstance(split, dict):
+        return []
+    return [f"{indent}split along '{dim}' into sub-ranges of equal traffic (lo/opt/hi): "
+            + ", ".join(f"{t[0]}/{t[1]}/{t[2]}" for t in triples if isinstance(t, list) and len(t) == 3)
+            for dim, triples in split.items() if isinstance(triples, list)]
 
 
 def measured_lines(plan: Plan, *, indent: str = "") -> list[str]:

@@ -47,7 +47,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         args.workload, model, dims=_dims(args.dim) or None, batch_size=args.batch_size, device=args.device,
         precision=args.precision, backend=args.backend, max_profiles=args.max_profiles, max_graphs=args.max_graphs,
         graph_memory_mb=args.graph_memory_mb, build_time_s=args.build_time_s, calibrate_cost=not args.no_calibrate,
-        ladder=args.ladder, ranges=_ranges(args.range) or None,
+        ladder=args.ladder, ranges=_ranges(args.range) or None, split=args.split,
     )
     from .._plan import explain, write_report
 
@@ -87,6 +87,8 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--no-calibrate", action="store_true", help="do not time the model here: an analytic proxy (see docs/plan.md)")
     g.add_argument("--ladder", dest="ladder", action="store_true", default=None, help="plan a bucket ladder (default: on CUDA only)")
     g.add_argument("--no-ladder", dest="ladder", action="store_false", help="no bucket ladder")
+    g.add_argument("--split", action="store_true", help="inductor: cut dynamic profiles wider than 4x along the ladder dim "
+                   "into sub-ranges of equal traffic, each with its own opt; build --plan compiles them as parts of the profile")
     g.add_argument("-o", "--output", required=True, metavar="FILE", help="plan file to write (JSON)")
     g.add_argument("--report", metavar="FILE.html", help="also write the plot and table as one HTML file")
     g.add_argument("--json", action="store_true", help="print the plan as JSON instead of the table")
