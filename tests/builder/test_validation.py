@@ -191,3 +191,40 @@ def test_the_fp32_reference_runs_without_tf32_and_restores_the_switches() -> Non
         assert seen[-1] == (True, True)  # without it the switches are the process's
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+        self.lin = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) * self.scale
+
+
+def test_a_validation_that_compares_only_zeros_says_it_checked_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """All-zero reference outputs match any engine: the build warns (and says where fp16 underflowed)."""
+    import logging
+
+    prof = Profile({"x": ((1, 8), (2, 8), (4, 8))})
+    ex = {"x": torch.rand(2, 8)}
+    with caplog.at_level(logging.WARNING, logger="dynashape"):
+        dynashape.build(_Tiny(0.0), prof, backend="onnxruntime", example_inputs=ex, dynamic_axes={"x": {0: "batch"}}, quiet=True)
+    msgs = [r.getMessage() for r in caplog.records if "validation checked nothing" in r.getMessage()]
+    assert len(msgs) == 1 and "gave all-zero outputs at every shape set (3)" in msgs[0] and "in fp32" not in msgs[0], msgs
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dynashape"):
+        dynashape.build(_Tiny(1.0), prof, backend="onnxruntime", example_inputs=ex, dynamic_axes={"x": {0: "batch"}}, quiet=True)
+    assert not [r for r in caplog.records if "validation checked nothing" in r.getMessage()]
+
+
+@pytest.mark.slow
+def test_fp16_underflow_is_named_when_validation_compares_only_zeros(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    prof = Profile({"x": ((2, 8), (2, 8), (2, 8))})
+    with caplog.at_level(logging.WARNING, logger="dynashape"):
+        dynashape.build(_Tiny(1e-10), prof, backend="inductor", precision="fp16", example_inputs={"x": torch.rand(2, 8)}, quiet=True)
+    msgs = [r.getMessage() for r in caplog.records if "validation checked nothing" in r.getMessage()]
+    assert len(msgs) == 1 and "below what fp16 can hold" in msgs[0], msgs

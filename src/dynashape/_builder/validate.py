@@ -250,7 +250,34 @@ def validate(
         for c, got, exp, inf in zip(todo, got_all, expected, extra, strict=True):
             assert exp is not None
             check_outputs(manifest, c, got, exp, reference, inf, hints)
+        _warn_if_vacuous(manifest, todo, expected, extra, reference)
     return engine
+
+
+def _float_max(arrays: Sequence[np.ndarray] | None) -> float | None:
+    """The largest finite magnitude over the float outputs (None: no float output with values)."""
+    vals = [np.asarray(a, dtype=np.float64) for a in arrays or () if np.asarray(a).dtype.kind == "f" and np.asarray(a).size]
+    if not vals:
+        return None
+    finite = [np.abs(v[np.isfinite(v)]) for v in vals]
+    return max((float(f.max()) for f in finite if f.size), default=0.0)
+
+
+def _warn_if_vacuous(manifest: Manifest, todo: Sequence[Case], expected: Sequence[Sequence[np.ndarray] | None],
+                     extra: Sequence[Sequence[np.ndarray] | None], reference: Reference) -> None:
+    """Warn where every case compared all-zero float outputs: such a validation passes any engine.
+
+    NOTE: seen with torchvision's EfficientNet-B0 and MobileNetV3-L built with random weights in fp16: their
+    logits are about 1e-14 and 4e-10 in fp32, 0 in fp16, and every engine matched eager exactly. A model
+    may output zeros on purpose, so this is a warning, not a refusal.
+    """
+    tops = [_float_max(e) for e in expected]
+    if not tops or any(t is None or t > 0 for t in tops):
+        return
+    fp32 = [t for t in (_float_max(x) for x in extra) if t is not None]
+    why = (f"; in fp32 they reach {max(fp32):.3g}, below what {manifest.precision} can hold" if fp32 and max(fp32) > 0 else "")
+    log.warning("validation checked nothing: %s gave all-zero outputs at every shape set (%d)%s. Any engine matches "
+                "zeros; validate on real inputs (--data) or with trained weights", reference.label, len(todo), why)
 
 
 def _try(info: Reference | None, feed: Feed) -> list[np.ndarray] | None:
