@@ -60,7 +60,10 @@ def inductor_doc(ort_doc: Doc) -> tuple[Doc, dict[str, bytes]]:
                                       {"name": "batch", "step": 5, "lo": 4, "hi": 16, "aligned": [5, 5], "padding": dict(_PAD),
                                        "edge": True}],
                              "general_part": True}],
+        # profile 0 built as two sub-ranges of the batch (build(split=...)), each with its opt
+        "split": [[[{"name": "batch", "lo": 1, "hi": 2, "opt": 1}], [{"name": "batch", "lo": 3, "hi": 4, "opt": 3}]], None],
     }
+    doc["build_settings"]["split"] = [["batch", [2]], ["*", "auto"]]
     doc["parts"] = [
         _part(0, 1, 3, 1, [0], "profile0.pt2", guards=["batch < 4"], sources=["model.py:12 (if x.shape[0] < 4)"]),
         _part(0, 4, 4, 1, [0], None, guards=["batch < 4"], sources=["model.py:12 (if x.shape[0] < 4)"]),
@@ -258,6 +261,22 @@ BACKEND_DATA = [
     ("channels_last a string", "backend_data.channels_last", "auto", "backend_data.channels_last"),
     ("backend_data a list", "backend_data", [], "'backend_data'"),
     ("align names no dim", "build_settings.align", [["height", 8]], "build_settings.align"),
+    ("split for one profile of two", "backend_data.split", [None], "backend_data.split"),
+    ("split not a list", "backend_data.split", {"0": None}, "backend_data.split"),
+    ("split of one sub-range", "backend_data.split[0]", [[{"name": "batch", "lo": 1, "hi": 4, "opt": 2}]], "backend_data.split[0]"),
+    ("split sub-profile empty", "backend_data.split[0][0]", [], "backend_data.split[0][0]"),
+    ("split sub-range not an object", "backend_data.split[0][0][0]", [1, 1, 2], "backend_data.split[0][0][0]"),
+    ("split dim of no input", "backend_data.split[0][0][0].name", "height", "split[0][0][0].name"),
+    ("split lo below the profile", "backend_data.split[0][0][0].lo", 0, "split[0][0][0].lo"),
+    ("split hi above the profile", "backend_data.split[0][1][0].hi", 9, "split[0][1][0].hi"),
+    ("split hi below lo", "backend_data.split[0][1][0].hi", 2, "split[0][1][0].hi"),
+    ("split opt outside its sub-range", "backend_data.split[0][0][0].opt", 4, "split[0][0][0].opt"),
+    ("split opt a float", "backend_data.split[0][0][0].opt", 1.0, "split[0][0][0].opt"),
+    ("split setting of no dim", "build_settings.split", [["height", "auto"]], "build_settings.split"),
+    ("split setting count 99", "build_settings.split", [["batch", 99]], "build_settings.split"),
+    ("split setting a bool", "build_settings.split", [["batch", True]], "build_settings.split"),
+    ("split setting sub-range reversed", "build_settings.split", [["batch", [[4, 2, 1]]]], "build_settings.split"),
+    ("split setting not pairs", "build_settings.split", ["batch"], "build_settings.split"),
     ("append op on no output", "build_settings.append_ops", [["z", "Sigmoid"]], "build_settings.append_ops"),
 ]
 
