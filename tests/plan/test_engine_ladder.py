@@ -155,3 +155,18 @@ def test_plan_calibrated_on_an_engine_predicts_in_ms_and_the_build_checks_it(tmp
     assert timing["unit"] == "ms" and "prediction_error" in timing and timing["latency_per_request_ms"] > 0
     with pytest.raises(dynashape.DynashapeError, match="an engine built for the device and precision being planned"):
         dynashape.plan(log, one, device="cpu", precision="fp16", use_cache=False)
+
+
+def test_plan_split_from_the_command_line(tmp_path: Path, bert_onnx: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``plan --split`` prints and stores the sub-ranges; an ONNX Runtime build of that plan leaves them
+    (they are inductor parts) and builds the plan's profiles."""
+    log = _log(tmp_path / "r.log", [4, 4, 5, 5, 6, 9, 12, 17, 24, 31, 32, 40, 64])
+    plan_path, engine_path = tmp_path / "p.json", tmp_path / "e.engine"
+    assert main(["plan", "--workload", str(log), "--onnx", bert_onnx, "--device", "cuda", "--no-calibrate", "--max-profiles", "1",
+                 "--split", "-o", str(plan_path)]) == 0
+    out = capsys.readouterr().out
+    assert "split along 'seq' into sub-ranges of equal traffic (lo/opt/hi): 4/" in out, out
+    triples = dynashape.Plan.load(str(plan_path)).details["split"]["seq"]
+    assert triples[0][0] == 4 and triples[-1][2] == 64 and len(triples) >= 2
+    assert main(["build", "--onnx", bert_onnx, "--plan", str(plan_path), "--backend", "onnxruntime", "--saveEngine", str(engine_path)]) == 0
+    assert dynashape.load(engine_path).manifest.build_settings.split == ()
