@@ -178,7 +178,10 @@ def test_ctrl_c_during_imports(tmp_path: Path) -> None:
     slow = tmp_path / "slow.py"
     marker = tmp_path / "started"
     slow.write_text(f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(60)\n")
-    p = _dynashape("export", "--model", f"{slow}:make", "--shapes", "x:1x3", "-o", str(tmp_path / "x.onnx"))
+    # NOTE: a test run started in the background (`pytest &` from a script) passes SIGINT ignored to its
+    # children, and Python then keeps ignoring it: the child gets the default disposition back
+    p = _dynashape("export", "--model", f"{slow}:make", "--shapes", "x:1x3", "-o", str(tmp_path / "x.onnx"),
+                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not marker.exists() and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.05)
