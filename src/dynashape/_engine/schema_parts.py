@@ -66,6 +66,16 @@ def _named_dims(inputs: Sequence[dict[str, Any]]) -> list[str]:
     return sorted({d for s in inputs for d in s["shape"] if isinstance(d, str)})
 
 
+def _first_places(inputs: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
+    """A named dim's first place, (input name, axis): every place of a dim has the same range."""
+    where: dict[str, tuple[str, int]] = {}
+    for s in inputs:
+        for a, dim in enumerate(s["shape"]):
+            if isinstance(dim, str):
+                where.setdefault(dim, (s["name"], a))
+    return where
+
+
 def _range_of(profile: dict[str, Any], name: str, axis: int) -> tuple[int, int]:
     r = profile[name]
     return r["min"][axis], r["max"][axis]
@@ -248,11 +258,7 @@ def _range_split(c: Checker, rec: Any, f: str, inputs: list[dict[str, Any]], pro
     ``lo <= opt <= hi`` inside the profile's range of the dim."""
     if not (isinstance(rec, list) and 2 <= len(rec) <= MAX_PARTS):
         raise c.fail(f, rec, f"null or a list of 2 to {MAX_PARTS} sub-profiles")
-    where: dict[str, tuple[str, int]] = {}
-    for s in inputs:
-        for a, dim in enumerate(s["shape"]):
-            if isinstance(dim, str):
-                where.setdefault(dim, (s["name"], a))
+    where = _first_places(inputs)
     for i, pieces in enumerate(rec):
         if not (isinstance(pieces, list) and 1 <= len(pieces) <= 16):
             raise c.fail(f"{f}[{i}]", pieces, "a list of 1 to 16 sub-ranges")
@@ -273,11 +279,7 @@ def _alignment(c: Checker, rec: Any, f: str, inputs: list[dict[str, Any]], outpu
     c.get(rec, "skipped", f + ".skipped", _text, "a text (why torch.export refused the aligned dims)", optional=True)
     c.get(rec, "general_part", f + ".general_part", lambda v: isinstance(v, bool), "true or false", optional=True)
     dims = c.get(rec, "dims", f + ".dims", _list(64, empty=False), "a non-empty list of aligned dims")
-    where: dict[str, tuple[str, int]] = {}  # a named dim's first place (every place has the same range)
-    for s in inputs:
-        for a, dim in enumerate(s["shape"]):
-            if isinstance(dim, str):
-                where.setdefault(dim, (s["name"], a))
+    where = _first_places(inputs)
     for i, d in enumerate(dims):
         g = f"{f}.dims[{i}]"
         if not isinstance(d, dict):
