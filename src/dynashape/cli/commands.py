@@ -119,7 +119,13 @@ def _align_from_args(text: str) -> dict[str, int] | None:
 
 
 def _jobs_arg(text: str) -> int | str:
-    return "auto" if text.strip() == "auto" else int(text)
+    """``--jobs``: a count or ``auto`` (argparse turns the error into a usage line with exit status 2)."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a count of parallel compiles or 'auto'") from None
 
 
 def _split_from_args(text: str) -> str | dict[str, Any]:
