@@ -182,3 +182,17 @@ def test_a_plan_with_split_is_built_as_its_sub_ranges(tmp_path) -> None:
         with torch.no_grad():
             want = m(ids).numpy()
         np.testing.assert_allclose(next(iter(e.run({"ids": ids.numpy()}).values())), want, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_an_aligned_dim_named_in_split_is_not_split_and_the_build_says_so(caplog) -> None:
+    import logging
+
+    m = _Net().eval()
+    with caplog.at_level(logging.WARNING, logger="dynashape"):
+        e = dynashape.build(m, Profile({"x": ((1, 3, 16, 16), (1, 3, 32, 32), (1, 3, 96, 96))}), backend="inductor",
+                            example_inputs={"x": torch.rand(1, 3, 32, 32)}, dynamic_axes={"x": {2: "H", 3: "W"}},
+                            align={"H": 16}, split={"H": 2, "W": 2}, validate=False, quiet=True)
+    assert any("split: H is aligned" in r.getMessage() and "align={}" in r.getMessage() for r in caplog.records)
+    # W is split into two sub-ranges; H keeps its aligned part in each of them
+    assert [[s["name"] for s in sub] for sub in e.manifest.backend_data["split"][0]] == [["W"], ["W"]]

@@ -436,6 +436,12 @@ class InductorBackend(Backend):
                 log.warning("attention: %s", why_not)
             swapped = count if (count or settings.attention == "sdpa") else None
         align = dict(settings.align)
+        kept = sorted(n for n, _ in settings.split if n in align)
+        if kept:
+            # NOTE: an aligned part pads by a rule per profile (see range_split); a user who names an
+            # aligned dim in split is told, not silently ignored
+            log.warning("split: %s %s aligned (align=%s), and aligned dims are not split; build with align={} to split them",
+                        ", ".join(kept), "is" if len(kept) == 1 else "are", dict(settings.align))
         aligned: list[dict[str, Any] | None] = []
         splits: list[list[list[dict[str, Any]]] | None] = []
         configs = {**_TUNING[tuning], **dict(settings.inductor_config)}
