@@ -196,3 +196,13 @@ def test_an_aligned_dim_named_in_split_is_not_split_and_the_build_says_so(caplog
     assert any("split: H is aligned" in r.getMessage() and "align={}" in r.getMessage() for r in caplog.records)
     # W is split into two sub-ranges; H keeps its aligned part in each of them
     assert [[s["name"] for s in sub] for sub in e.manifest.backend_data["split"][0]] == [["W"], ["W"]]
+
+
+def test_more_packages_than_an_engine_file_holds_is_refused_before_compiling(monkeypatch) -> None:
+    """Sub-ranges multiply the guard-split and aligned parts: past the file's bound on a profile's
+    packages (256; lowered here to 2) the build stops with the count, before any compile."""
+    monkeypatch.setattr(inductor_backend, "MAX_PROFILE_PARTS", 2)
+    m = _Net().eval()
+    with pytest.raises(BackendError, match=r"would be 3 packages \(3 sub-ranges x .*at most 2 packages per profile"):
+        dynashape.build(m, Profile({"x": ((1, 3, 16, 16), (8, 3, 16, 16), (64, 3, 16, 16))}), backend="inductor",
+                        example_inputs={"x": torch.rand(8, 3, 16, 16)}, dynamic_axes={"x": {0: "batch"}}, split="auto", quiet=True)

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from .. import _progress
 from .._deps import require
 from .._dtypes import DTYPES, module_to, to_torch
+from .._engine.schema_parts import MAX_PARTS as MAX_PROFILE_PARTS
 from .._engine.selection import PartTable
 from .._errors import BackendError, EngineFileError
 from .._io import private_cache_dir, write_atomic
@@ -481,6 +482,11 @@ class InductorBackend(Backend):
                     planned_all += planned
                 aligned.append(_merge_records(records, source.inputs, whole))
                 packaged = [p for p in planned_all if p.program is not None]
+                if len(packaged) > MAX_PROFILE_PARTS:
+                    raise BackendError(f"profile {k} ({whole.describe()}) would be {len(packaged)} packages "
+                                       f"({len(subs)} sub-ranges x the model's guard-split and aligned parts)",
+                                       f"at most {MAX_PROFILE_PARTS} packages per profile (what an engine file holds)",
+                                       "split into fewer sub-ranges, or narrow the profile")
                 split = len(planned_all) > 1 or bool(planned_all[0].part.dims)
                 if split:
                     log.info("profile %d: built as %d parts", k, len(packaged))
