@@ -8,10 +8,14 @@ NOTE (why): AOTInductor compiles a symbolic kernel once, and every size-dependen
 at the size hint, which is the example torch.export traced with (the profile's opt): Triton's block
 sizes and its autotuned configs, a persistent or a looped reduction, max-autotune's GEMM and convolution
 templates. One package tuned at batch 16 then serves batch 1 and batch 64 with the same tiles. The
-measured case (BENCHMARKS.md, run 4): EfficientNet-B0 with a dynamic batch (1..64, opt 16) at batch 32,
-on an H200: its convolutions took the static engine's time, its Triton kernels 765 us against 692 us.
-Each sub-range costs one more compile (later ones reuse Inductor's cache: 21-30 s against 70 s for the
-first, DeepLabV3 on an H200), no weights (they are shared), and a package's code in the file.
+measured case that led here (BENCHMARKS.md, run 4): EfficientNet-B0 with a dynamic batch (1..64, opt 16)
+at batch 32, on an H200: its convolutions took the static engine's time, its Triton kernels 765 us against
+692 us. Measured with the split (run 6, batch 1..64 as 1..4, 5..16, 17..64): ViT-B/16's GELU kernel took
+339 us a call at batch 32 against 473 us in the package tuned at 16, and the engine 1.030-1.042 of a static
+one at batch 1 and 32 against 1.011-1.015; EfficientNet-B0 and ConvNeXt-T gained 0.7-1.7% at batch 1 and
+nothing at 32 (one of ConvNeXt's GELU kernels got slower). So it is not a default.
+Each sub-range costs one more compile (1.3-1.6x the build time in run 6; later packages reuse Inductor's
+cache), no weights (they are shared), and a package's code in the file.
 
 ``split`` (a build setting) names, per dim, how to cut:
   ``"auto"``     geometric sub-ranges whose max/min is at most :data:`AUTO_RATIO` (at most :data:`MAX_PIECES`)
