@@ -12,8 +12,8 @@ measured case that led here (BENCHMARKS.md, run 4): EfficientNet-B0 with a dynam
 at batch 32, on an H200: its convolutions took the static engine's time, its Triton kernels 765 us against
 692 us. Measured with the split (run 6, batch 1..64 as 1..4, 5..16, 17..64): ViT-B/16's GELU kernel took
 339 us a call at batch 32 against 473 us in the package tuned at 16, and the engine 1.030-1.042 of a static
-one at batch 1 and 32 against 1.011-1.015; EfficientNet-B0 and ConvNeXt-T gained 0.7-1.7% at batch 1 and
-nothing at 32 (one of ConvNeXt's GELU kernels got slower). So it is not a default.
+one at batch 1 and 32 against 1.011-1.015; EfficientNet-B0 and ConvNeXt-T ran 1.8-2.0% faster at batch 1 and
+within 1% at 32 (one of ConvNeXt's GELU kernels got slower). So it is not a default.
 Each sub-range costs one more compile (1.3-1.6x the build time in run 6; later packages reuse Inductor's
 cache), no weights (they are shared), and a package's code in the file.
 
@@ -48,7 +48,7 @@ AUTO_RATIO = 4.0
 MAX_PIECES = 8
 #: the most sub-profiles one profile becomes (the product over its split dims)
 MAX_SUB_PROFILES = 16
-#: a split setting: (dim name or "*", "auto" | a count | the cuts)
+#: a split setting: (dim name or "*", "auto" | a count | the cuts | ``(lo, opt, hi)`` sub-ranges)
 SplitSpec = tuple[tuple[str, Any], ...]
 
 

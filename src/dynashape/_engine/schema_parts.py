@@ -76,6 +76,14 @@ def _first_places(inputs: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
     return where
 
 
+def _named_range(c: Checker, d: dict[str, Any], g: str, where: dict[str, tuple[str, int]],
+                 profile: dict[str, Any]) -> tuple[str, int, int]:
+    """A record's ``name`` (one of the inputs' named dims) and the profile's min and max of that dim."""
+    name = c.get(d, "name", g + ".name", lambda v: isinstance(v, str) and v in where,
+                 "one of the inputs' named dims: " + (", ".join(sorted(where)) or "(none)"))
+    return (name, *_range_of(profile, *where[name]))
+
+
 def _range_of(profile: dict[str, Any], name: str, axis: int) -> tuple[int, int]:
     r = profile[name]
     return r["min"][axis], r["max"][axis]
@@ -266,8 +274,7 @@ def _range_split(c: Checker, rec: Any, f: str, inputs: list[dict[str, Any]], pro
             g = f"{f}[{i}][{j}]"
             if not isinstance(d, dict):
                 raise c.fail(g, d, "an object with name, lo, hi and opt")
-            name = c.get(d, "name", g + ".name", lambda v: isinstance(v, str) and v in where, "one of the inputs' named dims: " + (", ".join(sorted(where)) or "(none)"))
-            lo_p, hi_p = _range_of(profile, *where[name])
+            _name, lo_p, hi_p = _named_range(c, d, g, where, profile)
             lo = c.get(d, "lo", g + ".lo", int_in(lo_p, hi_p), f"an int in the profile's range {lo_p}..{hi_p}")
             hi = c.get(d, "hi", g + ".hi", int_in(lo, hi_p), f"an int from lo ({lo}) to the profile's max ({hi_p})")
             c.get(d, "opt", g + ".opt", int_in(lo, hi), f"an int from lo ({lo}) to hi ({hi})")
@@ -284,8 +291,7 @@ def _alignment(c: Checker, rec: Any, f: str, inputs: list[dict[str, Any]], outpu
         g = f"{f}.dims[{i}]"
         if not isinstance(d, dict):
             raise c.fail(g, d, "an object with name, step, lo, hi, aligned and padding")
-        name = c.get(d, "name", g + ".name", lambda v: isinstance(v, str) and v in where, "one of the inputs' named dims: " + (", ".join(sorted(where)) or "(none)"))
-        lo_p, hi_p = _range_of(profile, *where[name])
+        name, lo_p, hi_p = _named_range(c, d, g, where, profile)
         step = c.get(d, "step", g + ".step", int_in(*_STEP), f"an int from {_STEP[0]} to {_STEP[1]}")
         c.get(d, "lo", g + ".lo", _equals(lo_p), f"{lo_p}, the profile's min of '{name}'")
         c.get(d, "hi", g + ".hi", _equals(hi_p), f"{hi_p}, the profile's max of '{name}'")

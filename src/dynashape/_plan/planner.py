@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -362,8 +363,6 @@ def _split_ranges(values: np.ndarray, requests: np.ndarray, u: np.ndarray, spans
     would cut it, but at the traffic's quantiles (equal request shares), each piece's opt the weighted
     median of its cost (:func:`dp.profile_opt`, the profile's own rule). Profiles that are not cut give
     one sub-range each, so that the list covers every dynamic profile."""
-    import math
-
     from .._backend.range_split import AUTO_RATIO, MAX_PIECES
 
     out: list[tuple[int, int, int]] = []
