@@ -1,8 +1,9 @@
 """Guard-split profiles on CUDA: torchvision segmentation nets with dynamic H and W, built on inductor.
 
 torch.export refuses a ``Dim`` for H and W of ``fcn_resnet50``/``deeplabv3_resnet50`` under torch 2.11
-(the guard ``((H - 1) // 2) % 2 != 0`` from max-pooling's output-size arithmetic); dynashape splits the
-profile into parts. This script builds the split engine (fp16, H, W in 256..1024), reports its parts,
+(the guard ``((H - 1) // 2) % 2 != 0`` from max-pooling's output-size arithmetic); dynashape split the
+profile into parts until session 8, and now removes that guard before it traces (``_torch_compat``):
+the build is then one package (and the aligned one), which this script reports. This script builds the split engine (fp16, H, W in 256..1024), reports its parts,
 guards and build time, checks it against eager fp16 at odd and even sizes including both ends, and
 measures the dynamic tax against static engines (min = opt = max) at a few shapes. One model per
 invocation (random weights: no download):

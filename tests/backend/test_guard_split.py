@@ -1,7 +1,8 @@
 """Guard-split profiles on the inductor backend: a model whose code guards its dims still builds as one profile.
 
-The network guards H the way fcn_resnet50 does under torch 2.11 (``((H - 1) // 2) % 2 != 0``, there
-made by max-pooling's output-size arithmetic): a stride-2 conv, then a pad that makes the map even
+The network guards H the way fcn_resnet50 did under torch 2.11 (``((H - 1) // 2) % 2 != 0``, there
+made by max-pooling's output-size arithmetic, which a build now removes: test_torch_compat.py), here
+by the model's own code: a stride-2 conv, then a pad that makes the map even
 before a second stride-2 conv whose upsampled output is added back to it. Eager PyTorch runs at
 every H; torch.export refuses a ``Dim`` for H. W goes through the same layers at stride 1, so it
 stays free and unguarded: the split must restrict H alone.

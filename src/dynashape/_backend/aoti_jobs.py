@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import _progress
+from .._torch_compat import exact_shape_arithmetic
 
 log = logging.getLogger("dynashape")
 
@@ -71,7 +72,10 @@ def program_bytes(ep: Any) -> int:
 
 
 def compile_here(torch: Any, ep: Any, path: str, configs: dict[str, Any]) -> None:
-    torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
+    # NOTE: the compile runs the meta functions again on the program's symbolic sizes; under the
+    # same arithmetic as the export (see _torch_compat), or torch 2.11's pooling guards come back
+    with exact_shape_arithmetic(torch):
+        torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
 
 
 def compile_all(torch: Any, programs: Sequence[Any], paths: Sequence[str], configs: dict[str, Any], *, tf32: bool,

@@ -37,6 +37,7 @@ from .._io import private_cache_dir, write_atomic
 from .._profiles import Profile
 from .._records import BuildSettings, Built, Manifest, ProfilePart, Source
 from .._specs import TensorSpec, dtype_name, identifier
+from .._torch_compat import exact_shape_arithmetic
 from . import aoti_jobs, range_split
 from .alignment import Aligner, edge_record, is_conv_net, plan_parts
 from .attention import use_sdpa
@@ -474,7 +475,8 @@ class InductorBackend(Backend):
                 records: list[dict[str, Any] | None] = []
                 planned_all: list[PlannedPart] = []
                 for profile, ranges in subs:
-                    planned, record = _plan_profile(torch, module, source, profile, settings, align, exact, k)
+                    with exact_shape_arithmetic(torch):
+                        planned, record = _plan_profile(torch, module, source, profile, settings, align, exact, k)
                     records.append(record)
                     if ranges:
                         planned = [dataclasses.replace(p, part=dataclasses.replace(p.part, dims=range_split.restrict(p.part.dims, ranges, places)))

@@ -21,6 +21,7 @@ from .._io import PendingFile
 from .._profiles import Profile, validate_profile
 from .._reference import Tolerance, compare_outputs, module_reference, runtime_error_text
 from .._specs import TensorSpec, dtype_name, format_shape, identifier
+from .._torch_compat import exact_shape_arithmetic
 
 Axes = dict[str, dict[int, str]]
 
@@ -258,7 +259,8 @@ def _export_dynamo(torch: Any, adapter: Any, args: tuple[Any, ...], tmp: str, na
     quiet.setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            prog = _dynamo_export(torch, adapter, args, names, out_names, axes, dims, opset)
+            with exact_shape_arithmetic(torch):  # torch 2.11's pooling guards refuse H/W Dims (see _torch_compat)
+                prog = _dynamo_export(torch, adapter, args, names, out_names, axes, dims, opset)
     finally:
         quiet.setLevel(level)
     model = prog.model_proto
