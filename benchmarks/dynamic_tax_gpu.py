@@ -81,6 +81,10 @@ def configs() -> list[Config]:
     # symbolic sizes (torch/_inductor/graph.py, decide_layout_opt: "perf regression with dynamic
     # shape", pytorch issue 102670); static engines keep it
     force_layout = {"inductor": {"force_layout_optimization": True}}
+    # Inductor skips its tiling analysis for symbolic sizes (triton.coalesce_tiling_analysis "does not
+    # yet apply to dynamic shapes"): a pointwise kernel then divides one flat index by the symbolic
+    # sizes; ND tiling gives each dim its own program axis (benchmarks/probe_tiling_gpu.py)
+    nd_tiling = {"inductor": {"triton.prefer_nd_tiling": True}}
     out = [
         Config("segmentation", "seed segmentation net (dynashape.zoo), dynamic H/W", "zoo:segmentation", "input_1", hw,
                ((1, 3, 512, 512), (1, 3, 1024, 1024), (1, 3, 1600, 1600)), seg_shapes, seg_shapes,
@@ -90,6 +94,7 @@ def configs() -> list[Config]:
                 "int32_indexing": {"inductor": {"assume_32bit_indexing": True}},
                 "cd": {"tuning": "coordinate-descent"},
                 "force_layout": force_layout,
+                "nd_tiling": nd_tiling,
                 # the defaults without the one-channel 1x1 head as a channel dot (dynashape._backend.conv_layout)
                 "no_dot": {"no_dot": True}},
                (1, 3, 1600, 1600)),
@@ -103,7 +108,7 @@ def configs() -> list[Config]:
                [(1, 3, 160, 160), (8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)],
                [(1, 3, 160, 160), (8, 3, 224, 224), (8, 3, 257, 301), (32, 3, 224, 224)],
                # without a lever: measured in the run of 2026-11-30 (alignment changed nothing within 1%)
-               {"defaults": {}, "force_layout": force_layout}, (8, 3, 224, 224)),
+               {"defaults": {}, "force_layout": force_layout, "nd_tiling": nd_tiling}, (8, 3, 224, 224)),
         Config("vit_b_16", "ViT-B/16 (torchvision, random weights), dynamic batch", "torchvision:vit_b_16", "image", {0: "batch"},
                ((1, 3, 224, 224), (16, 3, 224, 224), (64, 3, 224, 224)),
                [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224), (64, 3, 224, 224)],
@@ -122,12 +127,12 @@ def configs() -> list[Config]:
         out.append(Config(name, f"{label} (torchvision), dynamic batch", f"torchvision:{name}", "image", {0: "batch"}, batch,
                           [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224)],
                           [(1, 3, 224, 224), (13, 3, 224, 224), (32, 3, 224, 224)],
-                          {"defaults": {}, "force_layout": force_layout, "split": split}, (32, 3, 224, 224), extra=True))
+                          {"defaults": {}, "force_layout": force_layout, "split": split, "nd_tiling": nd_tiling}, (32, 3, 224, 224), extra=True))
     for name, label in (("fcn_resnet50", "FCN-ResNet50"), ("deeplabv3_resnet50", "DeepLabV3-ResNet50")):
         out.append(Config(name, f"{label} (torchvision), dynamic H/W", f"torchvision:segmentation.{name}", "image", hw,
                           ((1, 3, 384, 384), (1, 3, 512, 512), (1, 3, 768, 768)),
                           [(1, 3, 512, 512), (1, 3, 640, 640), (1, 3, 517, 611)], [(1, 3, 512, 512), (1, 3, 517, 611)],
-                          {"defaults": {}, "force_layout": force_layout}, (1, 3, 640, 640), extra=True))
+                          {"defaults": {}, "force_layout": force_layout, "nd_tiling": nd_tiling}, (1, 3, 640, 640), extra=True))
     return out
 
 
