@@ -66,6 +66,44 @@ def test_conv_net_gets_an_aligned_package_by_default_and_both_packages_are_right
     assert off.manifest.build_settings.align == () and not off.manifest.parts
 
 
+class Stem(nn.Module):
+    """ResNet's stem (7x7 stride-2 conv, 3x3 stride-2 max pool) and a head, upsampled back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 7, 2, 3, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.head(self.pool(torch.relu(self.bn(self.conv(x)))))
+        return nn.functional.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+def test_a_resnet_stem_is_one_general_package_for_every_parity() -> None:
+    """Torch 2.11 (the GPU machine's) guards ``((H - 1) // 2) % 2 != 0`` in its pooling arithmetic; the
+    build traces without that guard (``_torch_compat``), so the profile is the aligned package and ONE
+    general package, not four guard-split classes of H and W."""
+    model = Stem().eval()
+    prof = Profile({"x": ((1, 3, 64, 64), (1, 3, 128, 128), (1, 3, 256, 256))})
+    e = dynashape.build(model, prof, backend="inductor", device="cuda", precision="fp16", example_inputs={"x": torch.rand(1, 3, 128, 128)},
+                        dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True)
+    described = [p.describe() for p in e.manifest.parts]
+    assert len(described) == 2, described  # four guard-split classes made it 5
+    assert described[0] == "H in 64..256 with H % 32 in {0}, W in 64..256 with W % 32 in {0}", described
+    assert "%" not in described[1], described  # the general package has no residue class
+    m16 = copy.deepcopy(model).half().cuda()
+    for h, w in ((64, 64), (65, 66), (67, 68), (129, 255), (130, 131), (256, 256), (250, 97)):  # every H, W % 4
+        x = torch.rand(1, 3, h, w, device="cuda")
+        with torch.no_grad():
+            want = m16(x.half()).float()
+        got = next(iter(e.run({"x": x}).values())).float()
+        assert got.shape == want.shape
+        assert float((got - want).abs().max()) <= 2e-2 * float(want.abs().max()) + 1e-3, (h, w)
+
+
 def test_self_attention_is_one_sdpa_call_by_default() -> None:
     model = Enc().eval()
     prof = Profile({"x": ((1, 16, 64), (8, 16, 64), (32, 16, 64))})
