@@ -62,8 +62,10 @@ def test_channels_last_build_with_a_free_dim_uses_the_dot_and_returns_a_dense_ou
         want = model(x)
     for g, w in zip(got.values(), want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
-    head = next(iter(got.values()))
-    assert head.is_contiguous(), head.stride()
+    # every 4-D output is contiguous, as eager's are for a contiguous input: channels-last is the engine's
+    # inside (a channels-last output made Inductor write FCN's last kernel with strided stores on CUDA)
+    assert all(g.is_contiguous() for g in got.values()), [g.stride() for g in got.values()]
+    assert list(got.values())[-1].shape[1] == 2  # the two-channel 1x1 convolution, channels-last inside
 
 
 def test_a_static_build_keeps_its_convolutions() -> None:

@@ -162,7 +162,17 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings, dy
             # ("found two different devices cuda:0, cpu", seen on the H200 for imported BERT/GPT-2).
             with torch.device(device) if self.device_context else contextlib.nullcontext():
                 outs = self.inner(*cast)
-            return tuple(o.to(dt) if dt is not None and o.dtype != dt else o for o, dt in zip(outs, out_dtypes, strict=True))
+            outs = tuple(o.to(dt) if dt is not None and o.dtype != dt else o for o, dt in zip(outs, out_dtypes, strict=True))
+            if channels_last:
+                # NOTE: channels-last is the engine's inside; its 4-D outputs are contiguous, as eager's
+                # are for contiguous inputs. Left channels-last (what a resize or a convolution of a
+                # channels-last map gives), Inductor wrote FCN-ResNet50's last kernel (the bilinear
+                # upsample of 21 classes to the input's size) in that layout under symbolic sizes: a
+                # 2-D tile over (class, pixel) with 21 of its 32 rows used and strided stores, 61.5 us a
+                # call at 512x512 on an H200 against 11.0 us for the static engine, which wrote NCHW
+                # (benchmarks/probe_tiling_gpu.py, 2026-12-01).
+                outs = tuple(o.contiguous() if isinstance(o, torch.Tensor) and o.dim() == 4 else o for o in outs)
+            return outs
 
     return Compute().eval(), channels_last, dots
 
