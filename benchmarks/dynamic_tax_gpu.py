@@ -449,6 +449,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--no-cd", action="store_true", help="skip the coordinate-descent engines")
     ap.add_argument("--variants", default=None, help="comma list: build only these variants (static engines always)")
+    ap.add_argument("--shapes", default=None, help="comma list of NxCxHxW: time (and build static engines for) only these of each model's shapes")
     ap.add_argument("--warm-cache", action="store_true", help="reuse the Inductor cache (default: a fresh one, cold build times)")
     args = ap.parse_args()
     if args.child:
@@ -471,6 +472,11 @@ def main() -> int:
         keep = set(args.variants.split(","))
         for c in chosen:
             c.variants = {k: v for k, v in c.variants.items() if k in keep}
+    if args.shapes:
+        wanted = {tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",") if s}
+        for c in chosen:
+            c.shapes = [s for s in c.shapes if s in wanted]
+            c.static = [s for s in c.static if s in wanted]
     for c in sorted(chosen, key=lambda c: -len(c.axes)):
         todo += [(c.key, v) for v in c.variants if v != "cd"]
         todo += [(c.key, f"static:{'x'.join(map(str, s))}") for s in c.static]
