@@ -81,3 +81,50 @@ def test_the_cli_parses_values_by_their_look() -> None:
     with pytest.raises(DynashapeError) as info:
         _inductor_config_from_args(["force_layout_optimization"])
     assert "KEY=VALUE" in str(info.value)
+
+
+# ND tiling by default for free H/W on CUDA (inductor.default_configs): which builds get it. The
+# compile itself with these keys ran on the H200 (BENCHMARKS.md, run 7); here, the rule.
+def _defaults(shapes: dict[str, tuple], profile: Profile, device: str = "cuda", channels_last: bool = True,
+              user: tuple = ()) -> dict:
+    from dynashape._backend.inductor import default_configs
+    from dynashape._records import BuildSettings, Source
+    from dynashape._specs import TensorSpec
+
+    inputs = [TensorSpec(n, dt, s) for n, (dt, s) in shapes.items()]
+    return default_configs(torch, Source("module", inputs, []), [profile], BuildSettings(device=device, inductor_config=user),
+                           channels_last)
+
+
+IMAGE = {"x": ("float32", ("batch", 3, "H", "W"))}
+
+
+def test_nd_tiling_is_added_for_a_free_height_or_width_on_cuda_only() -> None:
+    from dynashape._backend.inductor import ND_TILING
+
+    assert _defaults(IMAGE, PROFILE) == ND_TILING
+    assert _defaults(IMAGE, Profile({"x": ((1, 3, 224, 224), (8, 3, 224, 224), (32, 3, 224, 224))})) == {}  # batch only
+    assert _defaults(IMAGE, PROFILE, device="cpu") == {}
+    assert _defaults(IMAGE, PROFILE, channels_last=False) == {}  # not a conv net (or --no-channels-last)
+    assert _defaults({"ids": ("int64", ("batch", 3, "H", "W"))}, Profile({"ids": PROFILE["x"]})) == {}  # not an image
+
+
+def test_a_key_the_user_sets_is_theirs() -> None:
+    got = _defaults(IMAGE, PROFILE, user=(("triton.max_tiles", 2),))
+    assert got == {"triton.prefer_nd_tiling": True}
+
+
+def test_the_engine_records_what_was_added_and_inspect_shows_it(tmp_path) -> None:
+    """A CPU build adds nothing (its record is absent); a manifest with the record passes the schema and
+    `inspect` names it."""
+    from dynashape._engine.file import read_engine
+
+    e = dynashape.build(Conv().eval(), PROFILE, backend="inductor", example_inputs={"x": torch.rand(2, 3, 16, 16)},
+                        dynamic_axes=AXES, quiet=True)
+    assert "inductor_defaults" not in e.manifest.backend_data
+    e.manifest.backend_data["inductor_defaults"] = [["triton.max_tiles", 3], ["triton.prefer_nd_tiling", True]]
+    path = tmp_path / "nd.engine"
+    e.save(path)
+    read_engine(str(path))  # the schema accepts it
+    assert "inductor defaults (for free H/W; inductor_config overrides): triton.max_tiles=3, triton.prefer_nd_tiling=True" \
+        in str(dynashape.inspect(path))

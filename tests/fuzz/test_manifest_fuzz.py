@@ -62,6 +62,7 @@ def inductor_doc(ort_doc: Doc) -> tuple[Doc, dict[str, bytes]]:
                              "general_part": True}],
         # profile 0 built as two sub-ranges of the batch (build(split=...)), each with its opt
         "split": [[[{"name": "batch", "lo": 1, "hi": 2, "opt": 1}], [{"name": "batch", "lo": 3, "hi": 4, "opt": 3}]], None],
+        "inductor_defaults": [["triton.max_tiles", 3], ["triton.prefer_nd_tiling", True]],
     }
     doc["build_settings"]["split"] = [["batch", [2]], ["*", "auto"]]
     doc["parts"] = [
@@ -246,6 +247,9 @@ PLAN = [
 ]
 
 BACKEND_DATA = [
+    ("inductor_defaults an object", "backend_data.inductor_defaults", {"triton.max_tiles": 3}, "backend_data.inductor_defaults"),
+    ("inductor_defaults key with a space", "backend_data.inductor_defaults", [["triton max", 3]], "backend_data.inductor_defaults"),
+    ("inductor_defaults value a list", "backend_data.inductor_defaults", [["triton.max_tiles", [3]]], "backend_data.inductor_defaults"),
     ("profile_parts for one profile", "backend_data.profile_parts", [1], "backend_data.profile_parts"),
     ("profile_parts zero", "backend_data.profile_parts", [0, 2], "backend_data.profile_parts"),
     ("profile_parts too many", "backend_data.profile_parts", [1, 9999], "backend_data.profile_parts"),

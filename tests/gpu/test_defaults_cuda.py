@@ -94,6 +94,8 @@ def test_a_resnet_stem_is_one_general_package_for_every_parity() -> None:
     assert len(described) == 2, described  # four guard-split classes made it 5
     assert described[0] == "H in 64..256 with H % 32 in {0}, W in 64..256 with W % 32 in {0}", described
     assert "%" not in described[1], described  # the general package has no residue class
+    # free H/W of a conv net on CUDA: ND tiling by default (inductor.default_configs), recorded
+    assert e.manifest.backend_data.get("inductor_defaults") == [["triton.max_tiles", 3], ["triton.prefer_nd_tiling", True]]
     m16 = copy.deepcopy(model).half().cuda()
     for h, w in ((64, 64), (65, 66), (67, 68), (129, 255), (130, 131), (256, 256), (250, 97)):  # every H, W % 4
         x = torch.rand(1, 3, h, w, device="cuda")

@@ -63,6 +63,38 @@ _COMPUTE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 
+#: Inductor settings that a dynamic CUDA build of a conv net with free spatial dims gets, key by key,
+#: unless ``inductor_config`` sets the key (see :func:`default_configs`)
+ND_TILING: dict[str, bool | int] = {"triton.prefer_nd_tiling": True, "triton.max_tiles": 3}
+
+
+def default_configs(torch: Any, source: Source, profiles: Sequence[Profile], settings: BuildSettings,
+                    channels_last: bool) -> dict[str, Any]:
+    """The Inductor settings this build adds to the user's: :data:`ND_TILING` for a channels-last CUDA
+    build whose 4-D float inputs have a free H or W (axes 2, 3) in some profile; else none.
+
+    NOTE (why): Inductor skips its tiling analysis for symbolic sizes
+    (``triton.coalesce_tiling_analysis``: "does not yet apply to dynamic shapes"). A pointwise kernel
+    over ``(C, H, W)`` is then one flat index divided by the symbolic sizes in 64-bit arithmetic in
+    every thread, or a 2-D tile over (channel, pixel). Measured on an H200 (2026-12-01, torch 2.11,
+    fp16, CUDA graphs): FCN-ResNet50's last kernel, the bilinear upsample of 21 classes to the input's
+    size, took 94 us a call at 640x640 with the defaults and 53 us with a program axis per dim (3 tiles);
+    the engine's tax against static engines went from 0.939/0.903 to 0.976/0.975 at 512x512/517x611
+    (``benchmarks/results/dynamic_tax_h200_2026-12-01_run7_fcn_contiguous_nd.md``). ``prefer_nd_tiling``
+    alone keeps 2 tiles and made the same kernel 2.4x slower at 768x768 (``probe_tiling_gpu.py``).
+    Batch-only conv nets and CPU builds are left alone: not measured.
+    """
+    if not (channels_last and settings.device.startswith("cuda")):
+        return {}
+    images = [s.name for s in source.inputs if len(s.shape) == 4 and s.dtype.startswith(("float", "bfloat"))]
+    ranges = [dict(p.items()) for p in profiles]
+    if not any(r[n].min[a] != r[n].max[a] for r in ranges for n in images if n in r for a in (2, 3)):
+        return {}
+    known = torch._inductor.config.get_config_copy()
+    user = dict(settings.inductor_config)
+    return {k: v for k, v in ND_TILING.items() if k in known and k not in user}
+
+
 def check_inductor_config(config: Any) -> tuple[tuple[str, bool | int | float | str], ...]:
     """``inductor_config`` as sorted ``(key, value)`` pairs, each key one of the installed torch's
     ``torch._inductor.config`` keys and each value a bool, int, float or string of that key's type."""
@@ -456,7 +488,11 @@ class InductorBackend(Backend):
                         ", ".join(kept), "is" if len(kept) == 1 else "are", dict(settings.align))
         aligned: list[dict[str, Any] | None] = []
         splits: list[list[list[dict[str, Any]]] | None] = []
-        configs = {**_TUNING[tuning], **dict(settings.inductor_config)}
+        added = default_configs(torch, source, profiles, settings, channels_last) if dynamic else {}
+        if added:
+            log.info("inductor: %s for the free H/W of this conv net (inductor_config turns each off)",
+                     ", ".join(f"{k}={v}" for k, v in added.items()))
+        configs = {**_TUNING[tuning], **added, **dict(settings.inductor_config)}
         if settings.share_weights:
             configs["aot_inductor.package_constants_in_so"] = False
         payloads: dict[str, bytes] = {}
@@ -553,6 +589,8 @@ class InductorBackend(Backend):
             data["split"] = splits
         if dots:
             data["channel_dots"] = dots
+        if added:
+            data["inductor_defaults"] = [[k, v] for k, v in sorted(added.items())]
         if swapped is not None:
             data["attention"] = {"mode": "sdpa", "modules_swapped": swapped}
         return Built(payloads, source.inputs, merge_specs(per_part), data, parts)

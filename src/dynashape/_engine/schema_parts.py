@@ -14,6 +14,7 @@ import functools
 import itertools
 import math
 import operator
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -247,6 +248,10 @@ def check_backend_data(c: Checker, backend: str, data: dict[str, Any], inputs: l
             int_in(1, MAX_PARTS)(x) for x in v), f"{n} part counts from 1 to {MAX_PARTS} (one per profile)", optional=True)
         c.get(data, "attention", f + "attention", lambda v: isinstance(v, dict) and v.get("mode") == "sdpa"
               and int_in(0, 1 << 20)(v.get("modules_swapped")), "{mode: 'sdpa', modules_swapped: a count}", optional=True)
+        c.get(data, "inductor_defaults", f + "inductor_defaults", lambda v: isinstance(v, list) and len(v) <= 16 and all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and re.fullmatch(r"[a-z_][a-z0-9_.]{0,99}", p[0])
+            and type(p[1]) in (bool, int, float) for p in v), "a list of at most 16 [Inductor config key, bool/int/float] pairs",
+            optional=True)
         c.get(data, "channel_dots", f + "channel_dots", lambda v: isinstance(v, list) and len(v) <= 1 << 16
               and all(isinstance(x, str) and 0 < len(x) <= 1024 for x in v), "a list of module names", optional=True)
         splits = c.get(data, "split", f + "split", lambda v: isinstance(v, list) and len(v) == n,
