@@ -22,11 +22,13 @@ same for every integer, so no trace changes except that the guard is gone.
 from __future__ import annotations
 
 import contextlib
-import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
-log = logging.getLogger("dynashape")
+_lock = threading.Lock()
+_holders = 0  # builds holding the fix now (threads of one process): the last one out restores
+_saved: Any = None
 
 
 def _floor_div(x: Any, y: Any) -> Any:
@@ -37,16 +39,27 @@ def _floor_div(x: Any, y: Any) -> Any:
 @contextlib.contextmanager
 def exact_shape_arithmetic(torch: Any) -> Iterator[None]:
     """While held, pooling output sizes are computed with ``//`` and guard nothing (see the module
-    docstring). A no-op on releases whose meta functions have no ``div_rtn``."""
-    meta = getattr(getattr(torch, "_meta_registrations", None), "div_rtn", None)
-    if meta is None or meta is _floor_div:
+    docstring). A no-op on releases whose meta functions have no ``div_rtn``.
+
+    NOTE: a module global, so every pooling meta function of this process sees it while held; another
+    thread's trace then computes the same values without the guard, and nothing else changes. Builds
+    in several threads share one replacement, restored when the last of them lets go.
+    """
+    global _holders, _saved
+    module = getattr(torch, "_meta_registrations", None)
+    if getattr(module, "div_rtn", None) is None:
         yield
         return
-    # NOTE: a module global, so every pooling meta function of this process sees it while held.
-    # Another thread's trace then computes the same values (no guard): nothing else changes.
-    module = torch._meta_registrations
-    module.div_rtn = _floor_div
+    with _lock:
+        if _holders == 0:
+            _saved = module.div_rtn
+            module.div_rtn = _floor_div
+        _holders += 1
     try:
         yield
     finally:
-        module.div_rtn = meta
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                module.div_rtn = _saved
+                _saved = None

@@ -27,7 +27,8 @@ PROFILE = Profile({"x": ((1, 3, LO, LO), (1, 3, OPT, OPT), (1, 3, HI, HI))})
 AXES = {"x": {2: "H", 3: "W"}}
 
 
-def _div_rtn_torch_2_11(x, y):  # noqa: ANN001, ANN202 (torch 2.11's definition, as it was ported from C++)
+# torch 2.11's definition, as it was ported from C++
+def _div_rtn_torch_2_11(x, y):
     q = x // y
     r = x % y
     if r != 0 and (bool(r < 0) != bool(y < 0)):
@@ -70,6 +71,17 @@ def test_held_the_stem_exports_with_plain_dims_and_the_definition_comes_back(tor
         ep = torch.export.export(Stem().eval(), (torch.rand(1, 3, OPT, OPT),), dynamic_shapes=(_dims(),))
     assert meta.div_rtn is _div_rtn_torch_2_11
     assert sorted((int(r.lower), int(r.upper)) for r in ep.range_constraints.values()) == [(LO, HI), (LO, HI)]
+
+
+def test_builds_that_overlap_share_the_fix_until_the_last_lets_go(torch_2_11_pooling: None) -> None:
+    """Two builds in two threads of one process: the first to finish must not take the fix from the other."""
+    first, second = exact_shape_arithmetic(torch), exact_shape_arithmetic(torch)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert meta.div_rtn is _floor_div
+    second.__exit__(None, None, None)
+    assert meta.div_rtn is _div_rtn_torch_2_11
 
 
 def test_the_definitions_agree_on_every_integer() -> None:

@@ -3,7 +3,8 @@
 torch.export refuses a named ``Dim(min, max)`` when the traced code guards it with a condition
 that a range cannot express: a parity test (``if h % 2: pad``), a divisibility test, a comparison
 that picks a branch. (Torch 2.11's pooling arithmetic made such a parity guard, ``((H - 1) // 2) % 2
-!= 0``, in every ResNet; a build removes that one before it traces: see :mod:`dynashape._torch_compat`.) Each such guard says where the trace is valid; the profile is split into the fewest parts
+!= 0``, in every ResNet; a build removes that one before it traces: see :mod:`dynashape._torch_compat`.)
+Each such guard says where the trace is valid; the profile is split into the fewest parts
 in which every guard holds, one package per part, and the runtime picks the part from the input
 shape (:class:`dynashape._engine.selection.PartTable`).
 
@@ -26,8 +27,8 @@ How the parts are found:
 
 NOTE (why a part is a set of residues, not a derived dim ``Dim('k') * m + r``): the classes that
 real models produce hold several residues (fcn_resnet50's ``((H - 1) // 2) % 2 != 0`` under torch
-2.11, before :mod:`dynashape._torch_compat`, was ``H % 4 in {0, 3}``). A derived dim is one linear form, so it would need one package per residue: 16
-AOTInductor compiles for H and W instead of 4. The trace of a class is valid at every value of the
+2.11, before :mod:`dynashape._torch_compat`, was ``H % 4 in {0, 3}``). A derived dim is one linear
+form, so it would need one package per residue: 16 AOTInductor compiles for H and W instead of 4. The trace of a class is valid at every value of the
 class (that is what its guards say), and the engine checks the class before it calls the package.
 """
 
