@@ -150,6 +150,19 @@ def shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(int(d)) for d in shape)
 
 
+def build_in_child(argv: Sequence[str], env: dict[str, str], path: str, timeout: float) -> dict[str, Any]:
+    """Run a probe's build child (``python <script> ... --child ...``), which saves an engine at ``path``
+    and prints one JSON line; that line as a dict with ``path`` added, or ``{"error": <its output's tail>}``."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, timeout=timeout)
+    lines = [x for x in p.stdout.splitlines() if x.startswith("{")]
+    if p.returncode != 0 or not lines:
+        return {"error": (p.stderr or p.stdout)[-2000:]}
+    return {**json.loads(lines[-1]), "path": path}
+
+
 def calibrate_batchnorm(model: Any, shape: Sequence[int], *, seed: int = 0) -> Any:
     """Set every BatchNorm's running statistics from one batch of seeded random input (in place; eval mode after).
 

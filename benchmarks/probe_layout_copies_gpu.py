@@ -24,7 +24,6 @@ import glob
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from typing import Any
@@ -33,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import dynamic_tax_gpu as tax  # noqa: E402
+from _common import build_in_child  # noqa: E402
 
 VARIANTS = {
     "dynamic": {"static": False, "kwargs": {}},
@@ -123,14 +123,13 @@ def main() -> int:
     variants = [v for v in args.variants.split(",") if v]
 
     def build(v: str) -> tuple[str, dict[str, Any]]:
-        env = {**os.environ, "DYNASHAPE_CACHE_DIR": os.path.join(out, f"cache_{v}")}
+        # NOTE: Inductor's cache goes where TORCHINDUCTOR_CACHE_DIR says (dynashape only sets it when unset):
+        # without it the sources were not under cache_<v>/inductor and no wrapper was kept (2026-12-01)
+        env = {**os.environ, "DYNASHAPE_CACHE_DIR": os.path.join(out, f"cache_{v}"),
+               "TORCHINDUCTOR_CACHE_DIR": os.path.join(out, f"cache_{v}", "inductor")}
         path = os.path.join(out, f"{args.model}.{v}.engine")
-        p = subprocess.run([sys.executable, __file__, "--out", out, "--model", args.model, "--shape", args.shape,
-                            "--child", args.model, v, path, "{}"], capture_output=True, text=True, env=env, timeout=480)
-        if p.returncode != 0:
-            return v, {"error": (p.stderr or p.stdout)[-1500:]}
-        info = json.loads([x for x in p.stdout.splitlines() if x.startswith("{")][-1])
-        info["path"] = path
+        info = build_in_child([__file__, "--out", out, "--model", args.model, "--shape", args.shape,
+                               "--child", args.model, v, path, "{}"], env, path, 480)
         print(f"[build] {v}: {info}", flush=True)
         return v, info
 

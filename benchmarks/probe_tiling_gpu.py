@@ -25,19 +25,19 @@ Triton source of every kernel (``$OUT/src/<variant>/``) to read how it indexes.
 from __future__ import annotations
 
 import argparse
-import collections
 import concurrent.futures
 import glob
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+
+from _common import build_in_child  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "dynamic": {},
@@ -93,24 +93,11 @@ def child(variant: str, shape: tuple[int, ...] | None, path: str) -> None:
     print(json.dumps({"build_s": round(time.perf_counter() - t, 1), "parts": [p.describe() for p in e.manifest.parts]}))
 
 
-def kernels(torch: Any, fn: Any, calls: int = 20) -> list[dict[str, Any]]:
-    from torch.profiler import ProfilerActivity, profile
+def kernels(torch: Any, fn: Any) -> list[dict[str, Any]]:
+    """Every kernel's GPU time a call, largest first (probe_layout_copies_gpu's profile, by kernel name)."""
+    from probe_layout_copies_gpu import chains
 
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-    acc: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0])
-    for e in prof.events():
-        if str(getattr(e, "device_type", "")).endswith("CUDA"):
-            slot = acc[e.name[:110]]
-            slot[0] += e.time_range.end - e.time_range.start
-            slot[1] += 1
-    rows = [{"kernel": k, "us_per_call": round(v[0] / calls, 2), "count_per_call": round(v[1] / calls, 2)} for k, v in acc.items()]
-    return sorted(rows, key=lambda r: -r["us_per_call"])
+    return chains(torch, fn, calls=20)[1]
 
 
 def main() -> int:
@@ -134,12 +121,7 @@ def main() -> int:
         name = v if shape == "-" else f"static_{shape}"
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": os.path.join(out, f"cache_{name}")}
         path = os.path.join(out, f"{name}.engine")
-        p = subprocess.run([sys.executable, __file__, "--out", out, "--child", v, shape, path], capture_output=True, text=True,
-                           env=env, timeout=400)
-        if p.returncode != 0:
-            return name, {"error": (p.stderr or p.stdout)[-2000:]}
-        info = json.loads([x for x in p.stdout.splitlines() if x.startswith("{")][-1])
-        info["path"] = path
+        info = build_in_child([__file__, "--out", out, "--child", v, shape, path], env, path, 400)
         print(f"[build] {name}: {info}", flush=True)
         return name, info
 
