@@ -72,7 +72,8 @@ class Config:
 def configs() -> list[Config]:
     """The models. Variants: ``base`` is the engine without any lever (``align={}``,
     ``attention="default"``); every other variant starts from dynashape's build defaults (alignment of
-    conv nets' H/W by 32 on CUDA, ``attention="auto"``; since 2026-11-30) and adds its own keys
+    conv nets' H/W by 32 on CUDA, ``attention="auto"``; since 2026-11-30; ND tiling for conv nets with free
+    H/W on CUDA, since 2026-12-01) and adds its own keys
     (``inductor``: ``inductor_config`` for the build). The static engines are built with the
     defaults too, so the tax of ``defaults`` is what a user of the defaults pays."""
     hw = {2: "image_height", 3: "image_width"}
@@ -84,7 +85,9 @@ def configs() -> list[Config]:
     # Inductor skips its tiling analysis for symbolic sizes (triton.coalesce_tiling_analysis "does not
     # yet apply to dynamic shapes"): a pointwise kernel then divides one flat index by the symbolic
     # sizes; ND tiling gives each dim its own program axis (benchmarks/probe_tiling_gpu.py)
-    # (prefer_nd_tiling alone kept 2 tiles and made FCN's upsample 319 us at 768x768 against 135: with 3)
+    # (prefer_nd_tiling alone kept 2 tiles and made FCN's upsample 319 us at 768x768 against 135: with 3).
+    # Since run 7 (2026-12-01) the default for conv nets with free H/W (dynashape._backend.inductor.
+    # default_configs): for them this variant is the defaults again; it differs for the batch-only nets
     nd_tiling = {"inductor": {"triton.prefer_nd_tiling": True, "triton.max_tiles": 3}}
     out = [
         Config("segmentation", "seed segmentation net (dynashape.zoo), dynamic H/W", "zoo:segmentation", "input_1", hw,
