@@ -46,7 +46,7 @@ def exact_shape_arithmetic(torch: Any) -> Iterator[None]:
     in several threads share one replacement, restored when the last of them lets go.
     """
     global _holders, _saved
-    module = getattr(torch, "_meta_registrations", None)
+    module: Any = getattr(torch, "_meta_registrations", None)
     if getattr(module, "div_rtn", None) is None:
         yield
         return
