@@ -109,9 +109,11 @@ def test_nd_tiling_is_added_for_a_free_height_or_width_on_cuda_only() -> None:
     assert _defaults({"ids": ("int64", ("batch", 3, "H", "W"))}, Profile({"ids": PROFILE["x"]})) == {}  # not an image
 
 
-def test_a_key_the_user_sets_is_theirs() -> None:
-    got = _defaults(IMAGE, PROFILE, user=(("triton.max_tiles", 2),))
-    assert got == {"triton.prefer_nd_tiling": True}
+def test_a_user_who_sets_either_key_gets_neither() -> None:
+    """The two keys were measured together: setting one (to turn ND tiling off, say) drops both."""
+    assert _defaults(IMAGE, PROFILE, user=(("triton.max_tiles", 2),)) == {}
+    assert _defaults(IMAGE, PROFILE, user=(("triton.prefer_nd_tiling", False),)) == {}
+    assert _defaults(IMAGE, PROFILE, user=(("max_autotune", True),)) != {}  # another key leaves them
 
 
 def test_the_engine_records_what_was_added_and_inspect_shows_it(tmp_path) -> None:
