@@ -80,7 +80,8 @@ def default_configs(torch: Any, source: Source, profiles: Sequence[Profile], set
     fp16, CUDA graphs): FCN-ResNet50's last kernel, the bilinear upsample of 21 classes to the input's
     size, took 94 us a call at 640x640 with the defaults and 53 us with a program axis per dim (3 tiles);
     the engine's tax against static engines went from 0.939/0.903 to 0.976/0.975 at 512x512/517x611
-    (``benchmarks/results/dynamic_tax_h200_2026-12-01_run7_fcn_contiguous_nd.md``). ``prefer_nd_tiling``
+    (``benchmarks/results/dynamic_tax_h200_2026-12-01_run7_fcn_contiguous_nd.md``), and the seed
+    segmentation net's from 0.881 to 0.973 at 777x1001 (1.218 to 1.243 at 1600x1600). ``prefer_nd_tiling``
     alone keeps 2 tiles and made the same kernel 2.4x slower at 768x768 (``probe_tiling_gpu.py``).
     Batch-only conv nets and CPU builds are left alone: not measured.
     """
