@@ -81,7 +81,8 @@ def main() -> int:
     ap.add_argument("--child", nargs=3, metavar=("MODEL", "KIND", "JOBS"), help=argparse.SUPPRESS)
     ap.add_argument("--models", default="deeplabv3_resnet50", help="comma list of dynamic_tax_gpu.py model keys")
     ap.add_argument("--jobs", default="1,auto", help="comma list of jobs values for the dynamic build (default 1,auto)")
-    ap.add_argument("--budget-s", type=float, default=540.0, help="stop starting builds after this many seconds")
+    ap.add_argument("--budget-s", type=float, default=540.0, help="the whole script's time: a build that would run past it is cut off, "
+                    "and none starts with less than 30 s left (give static + dynamic builds of every model room)")
     ap.add_argument("--out", default=os.environ.get("OUT") or os.path.join(HERE, "results"))
     args = ap.parse_args()
     if args.child:
