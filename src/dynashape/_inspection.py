@@ -55,7 +55,7 @@ class Inspection:
             lines.append(f"  build settings: {extra}")
             bd = d.get("backend_data") or {}
             if bd.get("inductor_defaults"):
-                lines.append("  inductor defaults (for free H/W; inductor_config overrides): "
+                lines.append("  inductor defaults (for the profiles with a free H/W; inductor_config overrides): "
                              + ", ".join(f"{k}={v}" for k, v in bd["inductor_defaults"]))
             if bd.get("profile_build_seconds"):
                 lines.append("  build time per profile (s): " + ", ".join(str(x) for x in bd["profile_build_seconds"])

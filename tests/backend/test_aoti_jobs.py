@@ -94,3 +94,30 @@ def test_automatic_jobs_follow_cores_programs_and_model_size(monkeypatch) -> Non
 def test_the_child_entry_point_names_its_usage() -> None:
     p = subprocess.run([sys.executable, "-m", "dynashape._backend.aoti_jobs"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "PROGRAM.pt2" in p.stderr
+
+
+def test_each_package_is_compiled_with_its_own_profiles_settings(monkeypatch) -> None:
+    """The builder's additions (ND tiling, for the CUDA profiles with a free H/W) are per profile: a
+    static profile beside a dynamic one keeps Inductor's own choices. ND tiling never applies on the
+    CPU, so the rule is replaced here by one that marks every profile with a free dim."""
+    from dynashape._backend import inductor
+
+    def marked(torch, source, profiles, settings, channels_last):
+        free = any(r.min != r.max for p in profiles for _, r in p.items())
+        return {"triton.max_tiles": 3} if free else {}  # a Triton key: no effect on a CPU compile
+
+    seen: list[tuple[str, dict]] = []
+    real = aoti_jobs.compile_here
+
+    def record(torch, ep, path, configs):
+        seen.append((path, dict(configs)))
+        real(torch, ep, path, configs)
+
+    monkeypatch.setattr(inductor, "default_configs", marked)
+    monkeypatch.setattr(aoti_jobs, "compile_here", record)
+    static = Profile({"x": ((1, 3, 48, 48),) * 3})
+    e = dynashape.build(_model(), [PROFILES[0], static], backend="inductor", device="cpu", example_inputs={"x": torch.rand(1, 3, 24, 24)},
+                        dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True, validate=False, inductor_config={"max_autotune": False})
+    assert [c.get("triton.max_tiles") for _, c in seen] == [3, None]  # profile 0's package, then the static one's
+    assert all(c["max_autotune"] is False for _, c in seen)  # the user's keys go to every package
+    assert e.manifest.backend_data["inductor_defaults"] == [["triton.max_tiles", 3]]

@@ -128,5 +128,6 @@ def test_the_engine_records_what_was_added_and_inspect_shows_it(tmp_path) -> Non
     path = tmp_path / "nd.engine"
     e.save(path)
     read_engine(str(path))  # the schema accepts it
-    assert "inductor defaults (for free H/W; inductor_config overrides): triton.max_tiles=3, triton.prefer_nd_tiling=True" \
+    assert "inductor defaults (for the profiles with a free H/W; inductor_config overrides): triton.max_tiles=3, " \
+        "triton.prefer_nd_tiling=True" \
         in str(dynashape.inspect(path))

@@ -78,9 +78,10 @@ def compile_here(torch: Any, ep: Any, path: str, configs: dict[str, Any]) -> Non
         torch._inductor.aoti_compile_and_package(ep, package_path=path, inductor_configs=configs)
 
 
-def compile_all(torch: Any, programs: Sequence[Any], paths: Sequence[str], configs: dict[str, Any], *, tf32: bool,
+def compile_all(torch: Any, programs: Sequence[Any], paths: Sequence[str], configs: Sequence[dict[str, Any]], *, tf32: bool,
                 jobs: int, tmp: str) -> list[float]:
-    """Compile ``programs[i]`` into the package file ``paths[i]``, ``jobs`` at a time; the seconds each took.
+    """Compile ``programs[i]`` into the package file ``paths[i]`` with the Inductor settings ``configs[i]``,
+    ``jobs`` at a time; the seconds each took.
 
     ``jobs <= 1`` (or fewer than three programs) compiles here, one after the other, as before this
     module existed.
@@ -91,7 +92,7 @@ def compile_all(torch: Any, programs: Sequence[Any], paths: Sequence[str], confi
         t = time.perf_counter()
         if len(programs) > 1:
             _progress.say(f"build: AOTInductor package {i + 1} of {len(programs)}")
-        compile_here(torch, programs[i], paths[i], configs)
+        compile_here(torch, programs[i], paths[i], configs[i])
         seconds[i] = round(time.perf_counter() - t, 2)
 
     if side_by_side(jobs, len(programs)) <= 1:
@@ -109,19 +110,18 @@ def compile_all(torch: Any, programs: Sequence[Any], paths: Sequence[str], confi
     return seconds
 
 
-def _compile_in_children(torch: Any, programs: Sequence[Any], paths: Sequence[str], configs: dict[str, Any], tf32: bool,
+def _compile_in_children(torch: Any, programs: Sequence[Any], paths: Sequence[str], configs: Sequence[dict[str, Any]], tf32: bool,
                          jobs: int, tmp: str, seconds: list[float], which: Sequence[int]) -> list[int]:
     """Compile ``programs[i]`` for each ``i`` in ``which`` in child processes, ``jobs`` at a time, filling
     ``seconds[i]``; the indices of the ones that must be compiled here instead."""
-    settings = os.path.join(tmp, "aoti_jobs.json")
-    with open(settings, "w") as f:
-        json.dump({"configs": configs, "tf32": tf32}, f)
     pending: list[tuple[int, str]] = []
     fallback: list[int] = []  # compiled in this process instead
     for i in which:
         saved = os.path.join(tmp, f"program{i}.pt2")
         try:
             torch.export.save(programs[i], saved)
+            with open(os.path.join(tmp, f"program{i}.json"), "w") as f:
+                json.dump({"configs": configs[i], "tf32": tf32}, f)
         except Exception as e:  # a program torch cannot serialize: compiled here
             log.info("package %d is compiled in this process: torch.export.save failed (%s)", i, _first_line(e))
             fallback.append(i)
@@ -141,7 +141,8 @@ def _compile_in_children(torch: Any, programs: Sequence[Any], paths: Sequence[st
                 i, saved = pending.pop(0)
                 err = open(os.path.join(tmp, f"program{i}.log"), "wb")  # closed when the child ends (below)
                 try:
-                    proc = subprocess.Popen([sys.executable, "-m", "dynashape._backend.aoti_jobs", saved, paths[i], settings],
+                    proc = subprocess.Popen([sys.executable, "-m", "dynashape._backend.aoti_jobs", saved, paths[i],
+                                             os.path.join(tmp, f"program{i}.json")],
                                             stdout=err, stderr=subprocess.STDOUT, env=env)
                 except OSError as e:
                     err.close()

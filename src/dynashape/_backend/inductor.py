@@ -70,8 +70,9 @@ ND_TILING: dict[str, bool | int] = {"triton.prefer_nd_tiling": True, "triton.max
 
 def default_configs(torch: Any, source: Source, profiles: Sequence[Profile], settings: BuildSettings,
                     channels_last: bool) -> dict[str, Any]:
-    """The Inductor settings this build adds to the user's: :data:`ND_TILING` for a channels-last CUDA
-    build whose 4-D float inputs have a free H or W (axes 2, 3) in some profile; else none.
+    """The Inductor settings a build adds to the user's for the packages of ``profiles``: :data:`ND_TILING`
+    for a channels-last CUDA build whose 4-D float inputs have a free H or W (axes 2, 3) in one of
+    them; else none. The builder asks per profile, so a static profile keeps Inductor's own choices.
 
     NOTE (why): Inductor skips its tiling analysis for symbolic sizes
     (``triton.coalesce_tiling_analysis``: "does not yet apply to dynamic shapes"). A pointwise kernel
@@ -492,13 +493,17 @@ class InductorBackend(Backend):
                         ", ".join(kept), "is" if len(kept) == 1 else "are", dict(settings.align))
         aligned: list[dict[str, Any] | None] = []
         splits: list[list[list[dict[str, Any]]] | None] = []
-        added = default_configs(torch, source, profiles, settings, channels_last) if dynamic else {}
+        # NOTE: per profile: a static profile beside a dynamic one (the remedy for a hot shape) keeps
+        # Inductor's own choices, which is what its static engine was measured with
+        added_to = [default_configs(torch, source, [p], settings, channels_last) for p in profiles]
+        added = next((a for a in added_to if a), {})
         if added:
             log.info("inductor: %s for the free H/W of this conv net (setting either in inductor_config drops both)",
                      ", ".join(f"{k}={v}" for k, v in added.items()))
-        configs = {**_TUNING[tuning], **added, **dict(settings.inductor_config)}
+        configs = [{**_TUNING[tuning], **a, **dict(settings.inductor_config)} for a in added_to]  # one per profile
         if settings.share_weights:
-            configs["aot_inductor.package_constants_in_so"] = False
+            for c in configs:
+                c["aot_inductor.package_constants_in_so"] = False
         payloads: dict[str, bytes] = {}
         programs: list[Any] = []  # the exported programs to compile, each once
         owner: list[int] = []  # the profile each program belongs to
@@ -564,7 +569,8 @@ class InductorBackend(Backend):
                     if settings.jobs == "auto" else int(settings.jobs or 1))
             jobs = aoti_jobs.side_by_side(jobs, len(programs))
             paths = [os.path.join(tmp, f"package{i}.pt2") for i in range(len(programs))]
-            compile_seconds = aoti_jobs.compile_all(torch, programs, paths, configs, tf32=settings.tf32, jobs=jobs, tmp=tmp)
+            compile_seconds = aoti_jobs.compile_all(torch, programs, paths, [configs[owner[i]] for i in range(len(programs))],
+                                                    tf32=settings.tf32, jobs=jobs, tmp=tmp)
             for i, path in enumerate(paths):
                 seconds[owner[i]] += compile_seconds[i]
                 with open(path, "rb") as f:
