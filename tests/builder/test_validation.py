@@ -228,3 +228,22 @@ def test_fp16_underflow_is_named_when_validation_compares_only_zeros(caplog: pyt
         dynashape.build(_Tiny(1e-10), prof, backend="inductor", precision="fp16", example_inputs={"x": torch.rand(2, 8)}, quiet=True)
     msgs = [r.getMessage() for r in caplog.records if "validation checked nothing" in r.getMessage()]
     assert len(msgs) == 1 and "below what fp16 can hold" in msgs[0], msgs
+
+
+def test_a_wrong_engine_with_the_builds_own_nd_tiling_names_the_way_to_drop_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ND tiling is added by the build itself (CUDA conv nets with free H/W): where an engine then differs
+    from its source, the error names the flag that drops it. On the CPU the rule is replaced so that it
+    adds the key, and the model computes something else while torch.export traces it."""
+    from dynashape._backend import inductor
+
+    monkeypatch.setattr(inductor, "default_configs", lambda *a, **k: {"triton.prefer_nd_tiling": True})
+
+    class TracedWrong(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 1 if torch.compiler.is_exporting() else x
+
+    prof = Profile({"x": ((1, 3, 8, 8), (1, 3, 12, 12), (1, 3, 16, 16))})
+    with pytest.raises(BackendError, match=r"--inductor-config triton.prefer_nd_tiling=false") as info:
+        dynashape.build(TracedWrong(), prof, backend="inductor", example_inputs={"x": torch.rand(1, 3, 12, 12)},
+                        dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True)
+    assert "differs from" in str(info.value)

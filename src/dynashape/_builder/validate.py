@@ -192,11 +192,16 @@ def check_outputs(manifest: Manifest, case: Case, got: Sequence[np.ndarray], exp
                 "equal shapes", "the engine was not saved; report this with the model, or build with another backend",
             )
         if not d.passed:
+            # NOTE: settings the build added by itself are the first suspects: name the way to drop them
+            # (setting one of ND tiling's keys drops both: _backend.inductor.default_configs)
+            added = [k for k, _ in (manifest.backend_data or {}).get("inductor_defaults") or []]
+            drop = (" or --inductor-config triton.prefer_nd_tiling=false (drops the ND tiling the build added)"
+                    if "triton.prefer_nd_tiling" in added else "")
             raise BackendError(
                 f"the new {manifest.backend} engine differs from {reference.label} at {case.describe()}: "
                 f"output '{d.output}' max abs diff {d.max_abs:.3g}, max rel diff {d.max_rel:.3g}" + _excluded(d) + fp32_text,
                 f"{d.bound} ({manifest.precision})",
-                "the engine was not saved; try fp32, --tf32 off, or another backend, and report it with the model",
+                f"the engine was not saved; try fp32, --tf32 off{drop}, or another backend, and report it with the model",
             )
 
 
