@@ -121,3 +121,41 @@ def test_each_package_is_compiled_with_its_own_profiles_settings(monkeypatch) ->
     assert [c.get("triton.max_tiles") for _, c in seen] == [3, None]  # profile 0's package, then the static one's
     assert all(c["max_autotune"] is False for _, c in seen)  # the user's keys go to every package
     assert e.manifest.backend_data["inductor_defaults"] == [["triton.max_tiles", 3]]
+
+
+def test_a_compile_that_the_builds_own_settings_break_is_done_again_without_them(monkeypatch, caplog) -> None:
+    """ND tiling's 3 tiles are experimental in Inductor: where the compile fails with the settings the
+    build added (not the user), it is compiled again without them, said in a warning, and not recorded."""
+    from dynashape._backend import inductor
+
+    monkeypatch.setattr(inductor, "default_configs", lambda *a, **k: {"triton.max_tiles": 3})
+    real = aoti_jobs.compile_here
+
+    def breaks_with_the_marker(torch, ep, path, configs):
+        if "triton.max_tiles" in configs:
+            raise RuntimeError("an Inductor failure with three tiles")
+        real(torch, ep, path, configs)
+
+    monkeypatch.setattr(aoti_jobs, "compile_here", breaks_with_the_marker)
+    model = _model()
+    with caplog.at_level(logging.WARNING, logger="dynashape"):
+        e = dynashape.build(model, PROFILES[0], backend="inductor", device="cpu", example_inputs={"x": torch.rand(1, 3, 24, 24)},
+                            dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True)
+    assert any("compiling again without them" in r.getMessage() and "three tiles" in r.getMessage() for r in caplog.records)
+    assert "inductor_defaults" not in e.manifest.backend_data
+    x = torch.rand(1, 3, 20, 30)
+    with torch.no_grad():
+        torch.testing.assert_close(next(iter(e.run({"x": x}).values())), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_compile_failure_without_the_builds_own_settings_is_not_retried(monkeypatch) -> None:
+    def broken(torch, ep, path, configs):
+        raise RuntimeError("a compile failure of the user's own")
+
+    monkeypatch.setattr(aoti_jobs, "compile_here", broken)
+    calls = []
+    monkeypatch.setattr(aoti_jobs, "compile_all", lambda *a, **k: calls.append(1) or aoti_jobs.compile_here(None, None, "", {}))
+    with pytest.raises(Exception, match="of the user's own"):
+        dynashape.build(_model(), PROFILES[0], backend="inductor", device="cpu", example_inputs={"x": torch.rand(1, 3, 24, 24)},
+                        dynamic_axes={"x": {2: "H", 3: "W"}}, quiet=True)
+    assert calls == [1]

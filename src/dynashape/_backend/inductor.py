@@ -569,8 +569,20 @@ class InductorBackend(Backend):
                     if settings.jobs == "auto" else int(settings.jobs or 1))
             jobs = aoti_jobs.side_by_side(jobs, len(programs))
             paths = [os.path.join(tmp, f"package{i}.pt2") for i in range(len(programs))]
-            compile_seconds = aoti_jobs.compile_all(torch, programs, paths, [configs[owner[i]] for i in range(len(programs))],
-                                                    tf32=settings.tf32, jobs=jobs, tmp=tmp)
+            program_configs = [configs[owner[i]] for i in range(len(programs))]
+            try:
+                compile_seconds = aoti_jobs.compile_all(torch, programs, paths, program_configs, tf32=settings.tf32, jobs=jobs, tmp=tmp)
+            except Exception as e:
+                if not added:
+                    raise
+                # NOTE: Inductor calls 3 tiles experimental ("may have bugs"): a compile that the build's
+                # own settings break is done again without them, not failed for a setting nobody asked for
+                log.warning("inductor: the compile failed with %s (%s: %s); compiling again without them",
+                            ", ".join(f"{k}={v}" for k, v in added.items()), type(e).__name__, str(e).strip().splitlines()[0][:200]
+                            if str(e).strip() else "")
+                program_configs = [{k: v for k, v in c.items() if k not in added} for c in program_configs]
+                added = {}
+                compile_seconds = aoti_jobs.compile_all(torch, programs, paths, program_configs, tf32=settings.tf32, jobs=jobs, tmp=tmp)
             for i, path in enumerate(paths):
                 seconds[owner[i]] += compile_seconds[i]
                 with open(path, "rb") as f:
