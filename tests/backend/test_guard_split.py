@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _nets import BenignBatchGuardNet
 from torch import nn
 
 import dynashape
@@ -321,20 +322,8 @@ def test_a_dim_that_torch_specializes_becomes_a_class_of_one_value() -> None:
         np.testing.assert_allclose(next(iter(e.run({"x": x}).values())), m(x).numpy(), atol=1e-6)
 
 
-class _BenignBatchGuardNet(torch.nn.Module):
-    """``batch != 1`` that changes no value (as torch 2.11's channels-last stride checks on CUDA), beside
-    a parity guard on H: batch 1 is padded to 2 instead of getting packages of its own."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] != 1:
-            x = x.contiguous()
-        if x.shape[2] % 2:
-            x = x + 1
-        return x.sum(1)
-
-
 def test_the_lowest_value_traced_alone_runs_padded_when_padding_is_safe() -> None:
-    m = _BenignBatchGuardNet()
+    m = BenignBatchGuardNet()
     e = _build_batch_1_to_16(m)
     described = sorted(p.describe() for p in e.manifest.parts)
     assert described == ["batch in 2..16, H in 8..16 with H % 2 in {0}", "batch in 2..16, H in 9..15 with H % 2 in {1}"], described

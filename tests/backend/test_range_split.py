@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from _nets import BenignBatchGuardNet  # noqa: E402  (tests/backend, on the path as the test's folder)
+
 import dynashape  # noqa: E402
 from dynashape import Profile  # noqa: E402
 from dynashape._backend import inductor as inductor_backend  # noqa: E402
@@ -108,21 +110,9 @@ def test_each_sub_range_is_compiled_at_its_own_opt_and_the_engine_is_one_profile
     np.testing.assert_array_equal(next(iter(again.run({"x": x}).values())), next(iter(e.run({"x": x}).values())))
 
 
-class _GuardedNet(nn.Module):
-    """``batch != 1`` that changes no value (padded instead), and a parity guard on H: the guard split runs
-    inside each sub-range."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] != 1:
-            x = x.contiguous()
-        if x.shape[2] % 2:
-            x = x + 1
-        return x.sum(1)
-
-
 @pytest.mark.slow
 def test_a_split_beside_guard_split_parts_and_a_padded_edge_value(tmp_path) -> None:
-    m = _GuardedNet()
+    m = BenignBatchGuardNet()  # the guard split runs inside each sub-range
     prof = Profile({"x": ((1, 3, 8, 8), (2, 3, 12, 8), (16, 3, 16, 8))})
     e = dynashape.build(m, prof, backend="inductor", example_inputs={"x": torch.rand(2, 3, 12, 8)},
                         dynamic_axes={"x": {0: "batch", 2: "H"}}, split={"batch": [4]}, quiet=True)

@@ -123,7 +123,7 @@ def _compile_in_children(torch: Any, programs: Sequence[Any], paths: Sequence[st
             with open(os.path.join(tmp, f"program{i}.json"), "w") as f:
                 json.dump({"configs": configs[i], "tf32": tf32}, f)
         except Exception as e:  # a program torch cannot serialize: compiled here
-            log.info("package %d is compiled in this process: torch.export.save failed (%s)", i, _first_line(e))
+            log.info("package %d is compiled in this process: torch.export.save failed (%s)", i, first_line(e))
             fallback.append(i)
             continue
         pending.append((i, saved))
@@ -174,7 +174,8 @@ def _compile_in_children(torch: Any, programs: Sequence[Any], paths: Sequence[st
     return sorted(fallback)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """An exception's first line (at most 300 characters), or its type's name where it has no text."""
     text = str(e).strip()
     return (text.splitlines()[0][:300] if text else type(e).__name__)
 

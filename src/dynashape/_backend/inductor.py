@@ -578,8 +578,7 @@ class InductorBackend(Backend):
                 # NOTE: Inductor calls 3 tiles experimental ("may have bugs"): a compile that the build's
                 # own settings break is done again without them, not failed for a setting nobody asked for
                 log.warning("inductor: the compile failed with %s (%s: %s); compiling again without them",
-                            ", ".join(f"{k}={v}" for k, v in added.items()), type(e).__name__, str(e).strip().splitlines()[0][:200]
-                            if str(e).strip() else "")
+                            ", ".join(f"{k}={v}" for k, v in added.items()), type(e).__name__, aoti_jobs.first_line(e))
                 program_configs = [{k: v for k, v in c.items() if k not in added} for c in program_configs]
                 added = {}
                 compile_seconds = aoti_jobs.compile_all(torch, programs, paths, program_configs, tf32=settings.tf32, jobs=jobs, tmp=tmp)
