@@ -177,11 +177,11 @@ def test_validate_completes_static_inputs() -> None:
         pytest.param([IMAGE], {"input_1": ((1, 3, 512, 512), (1, 3, 256, 256), (1, 3, 768, 768))},
                      ["dim 2: min 512, opt 256, max 768", "min <= opt <= max"], id="min-greater-than-opt"),
         pytest.param([IMAGE], {"input_1": ((1, 1, 256, 256), (1, 3, 512, 512), (1, 3, 768, 768))},
-                     ["profile 0 gives input 'input_1' dim 1 the range 1..3 (opt 3)", "3: the model fixes this dim (1x3ximage_heightximage_width)"],
+                     ["profile 0 gives input 'input_1' dim 1 the range 1..3 (opt 3)", "3: the model fixes this dim (shape (1, 3, image_height, image_width))"],
                      id="static-dim-mismatch"),
         pytest.param([IMAGE], {"image": ((1, 3, 256, 256),) * 3},
                      ["profile 0 names input 'image', which the model does not have",
-                      "the model's inputs are: input_1 (float32, 1x3ximage_heightximage_width)"], id="unknown-name"),
+                      "the model's inputs are: input_1 (float32, (1, 3, image_height, image_width))"], id="unknown-name"),
         pytest.param([IDS, MASK], {"input_ids": ((1, 4), (2, 16), (4, 32)), "attention_mask": ((1, 4), (2, 16), (8, 32))},
                      ["dim 'batch' is 1..8 (opt 2) for input 'attention_mask' dim 0 but 1..4 (opt 2) for input 'input_ids' dim 0",
                       "--dims batch=min:opt:max"], id="shared-dim-ranges-differ"),
@@ -189,7 +189,7 @@ def test_validate_completes_static_inputs() -> None:
                      ["profile 0 gives no range for input 'attention_mask', whose dim 0 (batch), dim 1 (seq) are dynamic",
                       "add attention_mask:<shape> to --minShapes, --optShapes and --maxShapes"], id="missing-dynamic-input"),
         pytest.param([IMAGE], {"input_1": ((3, 256, 256), (3, 512, 512), (3, 768, 768))},
-                     ["rank-3 shapes", "rank 4, like the model's 1x3ximage_heightximage_width"], id="wrong-rank"),
+                     ["rank-3 shapes", "rank 4, like the model's (1, 3, image_height, image_width)"], id="wrong-rank"),
     ],
 )
 def test_validation_errors(inputs: list[TensorSpec], ranges: dict, parts: list[str]) -> None:

@@ -281,7 +281,7 @@ def validate_profile(profile: Profile, inputs: Sequence[TensorSpec], index: int 
                 lo, op, hi = r.dim(axis)
                 raise ProfileError(
                     f"{where} gives input '{spec.name}' dim {axis} the range {lo}..{hi} (opt {op})",
-                    f"{d}: the model fixes this dim ({spec.shape_text()})",
+                    f"{d}: the model fixes this dim (shape {spec.shape_text()})",
                     "re-export the model with this dim dynamic, or set it to "
                     f"{d} in min, opt and max",
                 )

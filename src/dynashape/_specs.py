@@ -53,7 +53,12 @@ class TensorSpec:
         return f"dim {axis} ({d})" if isinstance(d, str) else f"dim {axis}"
 
     def shape_text(self) -> str:
-        return "x".join("?" if d is None else str(d) for d in self.shape) or "scalar"
+        """trtexec's ``1x3x224x224`` for a static shape; Polygraphy's tuple for one with named or
+        unknown dims, ``(1, 3, image_height, image_width)``: joined by ``x``, a dim name (``x_dim0``) or
+        a derived size (``((H - 1)//2) + 1``) ran into its neighbours."""
+        if all(isinstance(d, int) for d in self.shape):
+            return "x".join(str(d) for d in self.shape) or "scalar"
+        return "(" + ", ".join("?" if d is None else str(d) for d in self.shape) + ")"
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}

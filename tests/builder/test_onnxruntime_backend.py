@@ -96,7 +96,7 @@ def test_no_profile_for_dynamic_model(seg_onnx: str) -> None:
     with pytest.raises(ProfileError) as e:
         dynashape.build(seg_onnx, backend="onnxruntime")
     msg = str(e.value)
-    assert "no profile for a model with dynamic dims (input_1: 1x3ximage_heightximage_width)" in msg
+    assert "no profile for a model with dynamic dims (input_1: (1, 3, image_height, image_width))" in msg
     assert "--minShapes/--optShapes/--maxShapes or --dims" in msg
 
 

@@ -82,7 +82,7 @@ def test_export_zoo_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
                  "--minShapes", "input_1:1x3x32x32", "--optShapes", "input_1:1x3x64x48", "--maxShapes", "input_1:1x3x96x96"]) == 0
     text = capsys.readouterr().out
     assert f"exported {out} (torchscript exporter)" in text
-    assert "output output_1: float32 1x1ximage_heightximage_width" in text
+    assert "output output_1: float32 (1, 1, image_height, image_width)" in text
     assert "verified at input_1=1x3x96x96" in text
     assert out.is_file()
 
@@ -92,7 +92,7 @@ def test_export_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     src.write_text("import torch\n\ndef make():\n    return torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.ReLU())\n")
     out = tmp_path / "net.onnx"
     assert main(["export", "--model", f"{src}:make", "--shapes", "x:3x4", "--dynamic", "x:0=batch", "--output", str(out)]) == 0
-    assert "input  x: float32 batchx4" in capsys.readouterr().out
+    assert "input  x: float32 (batch, 4)" in capsys.readouterr().out
     assert main(["export", "--model", f"{src}:nope", "--shapes", "x:3x4", "--output", str(out)]) == 2
     assert "has no function 'nope' | one of: make" in capsys.readouterr().err
 
@@ -100,7 +100,7 @@ def test_export_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_inspect_onnx(seg_onnx: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", seg_onnx]) == 0
     text = capsys.readouterr().out
-    assert "ONNX model" in text and "input_1: float32 1x3ximage_heightximage_width" in text and "Conv x5" in text
+    assert "ONNX model" in text and "input_1: float32 (1, 3, image_height, image_width)" in text and "Conv x5" in text
     assert main(["inspect", seg_onnx, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["kind"] == "onnx" and data["inputs"][0]["shape"] == [1, 3, "image_height", "image_width"]

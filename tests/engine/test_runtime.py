@@ -50,7 +50,7 @@ def test_shapes_that_fit_no_single_profile(seg_engine_2: dynashape.Engine) -> No
 def test_wrong_input_name_lists_valid_names(seg_engine: dynashape.Engine) -> None:
     msg = _message(seg_engine, {"image": _x((1, 3, 256, 256))})
     assert "unknown input(s) ['image']" in msg and "missing input(s) ['input_1']" in msg
-    assert "the engine's inputs: input_1 (float32, 1x3ximage_heightximage_width)" in msg
+    assert "the engine's inputs: input_1 (float32, (1, 3, image_height, image_width))" in msg
 
 
 def test_wrong_dtype_names_both(seg_engine: dynashape.Engine) -> None:
@@ -64,7 +64,7 @@ def test_wrong_dtype_names_both(seg_engine: dynashape.Engine) -> None:
 def test_wrong_rank(seg_engine: dynashape.Engine) -> None:
     msg = _message(seg_engine, {"input_1": _x((3, 256, 256))})
     assert "input 'input_1' has shape 3x256x256 (rank 3)" in msg
-    assert "rank 4: 1x3ximage_heightximage_width" in msg and "x[None]" in msg
+    assert "rank 4: (1, 3, image_height, image_width)" in msg and "x[None]" in msg
 
 
 def test_static_dim_mismatch(seg_engine: dynashape.Engine) -> None:

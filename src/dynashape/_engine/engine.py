@@ -166,7 +166,7 @@ class Engine:
                 if shape[a] != d:
                     raise ShapeError(
                         f"input '{spec.name}' dim {a} = {shape[a]} (shape {format_shape(shape)})",
-                        f"{d}: the model fixes this dim ({spec.shape_text()})",
+                        f"{d}: the model fixes this dim (shape {spec.shape_text()})",
                         "resize the input, or re-export the model with this dim dynamic",
                     )
         for sym, places in self._shared:
