@@ -142,7 +142,11 @@ def configs() -> list[Config]:
                           # int32_indexing: with ND tiling (the default since run 7) FCN's upsample was still 3x
                           # the static one's (34 against 11 us at 512x512), its index math in 64 bits
                           {"defaults": {}, "force_layout": force_layout, "no_nd_tiling": no_nd_tiling,
-                           "int32_indexing": {"inductor": {"assume_32bit_indexing": True}}}, (1, 3, 640, 640), extra=True))
+                           "int32_indexing": {"inductor": {"assume_32bit_indexing": True}},
+                           # DeepLabV3's ASPP resizes its image-pooling branch (a 1x1 map) to the feature map:
+                           # the defaults compute it as a broadcast since the ninth session; FCN has no such resize
+                           **({"no_unit_resize": {"no_unit_resize": True}} if name == "deeplabv3_resnet50" else {})},
+                          (1, 3, 512, 512), extra=True))
     return out
 
 
@@ -198,6 +202,11 @@ def build_child(key: str, variant: str, path: str) -> None:
     no_lever: dict[str, Any] = {"align": {}, "attention": "default"}
     spec = dict(cfg.variants.get(variant, {}))
     patches = spec.pop("inductor", {})
+    if spec.pop("no_unit_resize", False):
+        # NOTE: the same for the resizes of 1x1 maps computed as broadcasts (resize.broadcast_unit_resizes)
+        import dynashape._backend.inductor as inductor_backend
+
+        inductor_backend.broadcast_unit_resizes = lambda torch, ep: []
     if spec.pop("no_dot", False):
         # NOTE: a lever that has no switch of its own (it is always on where it applies): turned off
         # here, in this child process only, to measure it against the defaults in the same run

@@ -57,6 +57,13 @@ class Inspection:
             if bd.get("inductor_defaults"):
                 lines.append("  inductor defaults (for the profiles with a free H/W; inductor_config overrides): "
                              + ", ".join(f"{k}={v}" for k, v in bd["inductor_defaults"]))
+            rewrites = []
+            if bd.get("channel_dots"):
+                rewrites.append(f"{len(bd['channel_dots'])} one-channel 1x1 convolution(s) as channel dot products")
+            if bd.get("unit_resizes"):
+                rewrites.append(f"{bd['unit_resizes']} resize(s) of a 1x1 map as a broadcast")
+            if rewrites:
+                lines.append("  graph rewrites (profiles with a free dim): " + "; ".join(rewrites))
             if bd.get("profile_build_seconds"):
                 lines.append("  build time per profile (s): " + ", ".join(str(x) for x in bd["profile_build_seconds"])
                              + (f" (export and compile; {bd['compile_jobs']} packages compiled at a time, so they overlap)"

@@ -63,6 +63,7 @@ def inductor_doc(ort_doc: Doc) -> tuple[Doc, dict[str, bytes]]:
         # profile 0 built as two sub-ranges of the batch (build(split=...)), each with its opt
         "split": [[[{"name": "batch", "lo": 1, "hi": 2, "opt": 1}], [{"name": "batch", "lo": 3, "hi": 4, "opt": 3}]], None],
         "inductor_defaults": [["triton.max_tiles", 3], ["triton.prefer_nd_tiling", True]],
+        "unit_resizes": 2,
     }
     doc["build_settings"]["split"] = [["batch", [2]], ["*", "auto"]]
     doc["parts"] = [
@@ -247,6 +248,9 @@ PLAN = [
 ]
 
 BACKEND_DATA = [
+    ("unit_resizes zero", "backend_data.unit_resizes", 0, "backend_data.unit_resizes"),
+    ("unit_resizes a string", "backend_data.unit_resizes", "2", "backend_data.unit_resizes"),
+    ("unit_resizes a bool", "backend_data.unit_resizes", True, "backend_data.unit_resizes"),
     ("inductor_defaults an object", "backend_data.inductor_defaults", {"triton.max_tiles": 3}, "backend_data.inductor_defaults"),
     ("inductor_defaults key with a space", "backend_data.inductor_defaults", [["triton max", 3]], "backend_data.inductor_defaults"),
     ("inductor_defaults value a list", "backend_data.inductor_defaults", [["triton.max_tiles", [3]]], "backend_data.inductor_defaults"),

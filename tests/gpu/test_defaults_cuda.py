@@ -160,3 +160,38 @@ def test_channels_last_engine_runs_its_convolutions_without_copying_weights() ->
         ops = [ev.name for ev in p.events()]
         assert "aten::cudnn_convolution" in ops, sorted(set(ops))
         assert "aten::copy_" not in ops and "aten::clone" not in ops, (axes, sorted(set(ops)))
+
+
+class PooledBranch(nn.Module):
+    """An ASPP-like head, small: the image-pooling branch (a 1x1 map) resized to the feature map and
+    concatenated (torchvision's DeepLabV3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(16, 16, 1), nn.ReLU())
+        self.head = nn.Conv2d(32, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        p = nn.functional.interpolate(self.pool(y), size=y.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head(torch.cat([y, p], 1))
+
+
+def test_a_pooled_branchs_resize_is_a_broadcast_on_cuda_and_outputs_match_eager() -> None:
+    """The 1x1 map's resize is an ``expand`` in a dynamic CUDA fp16 build (``resize.broadcast_unit_resizes``),
+    with ND tiling and channels-last on; the aligned and the general package stay right."""
+    model = PooledBranch().eval()
+    prof = Profile({"x": ((1, 3, 128, 128), (1, 3, 256, 256), (1, 3, 320, 320))})
+    e = dynashape.build(model, prof, backend="inductor", device="cuda", precision="fp16",
+                        example_inputs={"x": torch.rand(1, 3, 256, 256)}, quiet=True)
+    assert e.manifest.backend_data.get("unit_resizes", 0) >= 1
+    m16 = copy.deepcopy(model).half().cuda()
+    for h, w in ((128, 128), (256, 320), (131, 257)):
+        x = torch.rand(1, 3, h, w, device="cuda")
+        with torch.no_grad():
+            want = m16(x.half()).float()
+        got = next(iter(e.run({"x": x}).values()))
+        assert got.shape == want.shape
+        assert float((got - want).abs().max()) <= 2e-2 * max(1.0, float(want.abs().max()))

@@ -46,7 +46,7 @@ from .conv_layout import channel_dots
 from .guard_split import FreeDim, PlannedPart, free_dims, restricting_guards, split_profile
 from .guard_split import dim_symbol as _symbol
 from .range_split import sub_profiles
-from .resize import exact_nearest, symbolic_nearest_ratios
+from .resize import broadcast_unit_resizes, exact_nearest, symbolic_nearest_ratios
 
 log = logging.getLogger("dynashape")
 
@@ -508,6 +508,7 @@ class InductorBackend(Backend):
             for c in configs:
                 c["aot_inductor.package_constants_in_so"] = False
         payloads: dict[str, bytes] = {}
+        unit_resizes = 0  # resizes of 1x1 maps rewritten as broadcasts, over all programs
         programs: list[Any] = []  # the exported programs to compile, each once
         owner: list[int] = []  # the profile each program belongs to
         unique: dict[int, int] = {}  # id(program) -> its index in programs
@@ -557,6 +558,10 @@ class InductorBackend(Backend):
                         weights.update(_weights(ep))
                     name = part_payload(k, j)
                     if id(ep) not in unique:  # one compile per program: parts may share a trace
+                        if any(r.dynamic_axes for _, r in whole.items()):
+                            # NOTE: only where a dim is free: a static engine keeps Inductor's own graph
+                            # (what it was measured with); see resize.broadcast_unit_resizes
+                            unit_resizes += len(broadcast_unit_resizes(torch, ep))
                         unique[id(ep)] = len(programs)
                         programs.append(ep)
                         owner.append(k)
@@ -613,6 +618,9 @@ class InductorBackend(Backend):
             data["split"] = splits
         if dots:
             data["channel_dots"] = dots
+        if unit_resizes:
+            log.info("inductor: %d resize(s) of a 1x1 map computed as a broadcast", unit_resizes)
+            data["unit_resizes"] = unit_resizes
         if added:
             data["inductor_defaults"] = [[k, v] for k, v in sorted(added.items())]
         if swapped is not None:

@@ -116,3 +116,59 @@ def symbolic_nearest_ratios(ep: Any) -> list[str]:
 def _expr(sympy: Any, size: Any) -> Any:
     node = getattr(size, "node", None)
     return node.expr if node is not None else sympy.Integer(int(size))
+
+
+#: ATen's resize ops (``F.interpolate``'s every mode), as they appear in an exported graph
+_RESIZE_OPS = ("upsample_nearest", "_upsample_nearest_exact", "upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d",
+               "upsample_bicubic2d", "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa")
+
+
+def broadcast_unit_resizes(torch: Any, ep: Any) -> list[str]:
+    """Rewrite, in ``ep``'s graph, every resize of a map whose spatial sizes are all 1 (fixed, not
+    symbolic) into an ``expand`` to the same size; returns the rewritten nodes' names.
+
+    Such a resize copies one value per (batch, channel) to every output pixel, in every mode
+    (nearest, linear, cubic, area-free antialiasing; any ``align_corners``): the source indices all
+    clamp to 0 and the weights sum to 1 (eager's weighted sum can differ from the value by one
+    rounding, the broadcast is the value itself). It is the image-pooling branch of ASPP heads
+    (torchvision's DeepLabV3: ``AdaptiveAvgPool2d(1)`` -> 1x1 conv -> bilinear resize to the feature
+    map's size -> concatenation).
+
+    NOTE (why): under symbolic output sizes Inductor keeps the resize's index arithmetic (the scale
+    ``in / out``, ``arange``, ``clamp``, the weights) inside the kernel that consumes it. On an H200
+    (run 8, torch 2.11, fp16) DeepLabV3-ResNet50's dynamic engine at 640x640 spent 101.9 us a call in
+    the one kernel that concatenates the ASPP branches and holds that arithmetic (``..._add_arange_cat_clamp_
+    ..._mul_relu_sub_view``), about ten times the time its 16 MB of traffic needs; a broadcast is read
+    with no index arithmetic at all. The effect of this rewrite on that kernel is NOT measured yet.
+
+    The graph is functional (torch.export), so the ``expand`` aliases nothing that a later op writes
+    in place. A resize whose result is a graph output is left as it is: the program's signature names
+    that node.
+    """
+    graph = ep.graph_module.graph
+    outputs = {a for n in graph.nodes if n.op == "output" for a in torch.utils._pytree.tree_leaves(n.args)}
+    done = []
+    for n in list(graph.nodes):
+        if n.op != "call_function" or not any(op in str(n.target) for op in _RESIZE_OPS) or n in outputs:
+            continue
+        src = n.args[0] if n.args else None
+        src_val, val = getattr(src, "meta", {}).get("val"), n.meta.get("val")
+        if src_val is None or val is None or src_val.dim() != val.dim() or src_val.dim() < 3:
+            continue
+        if not all(type(d) is int and d == 1 for d in src_val.shape[2:]):
+            continue
+        size = n.args[1] if len(n.args) > 1 else n.kwargs.get("output_size")
+        if size is None:  # resized by scale factors: the output's sizes are numbers, or it is not rewritten
+            if not all(type(d) is int for d in val.shape[2:]):
+                continue
+            size = list(val.shape[2:])
+        with graph.inserting_before(n):
+            new = graph.call_function(torch.ops.aten.expand.default, (src, [-1, -1, *size]))
+        new.meta = {**n.meta, "val": src_val.expand(val.shape)}
+        n.replace_all_uses_with(new)
+        graph.erase_node(n)
+        done.append(n.name)
+    if done:
+        graph.lint()
+        ep.graph_module.recompile()
+    return done

@@ -254,6 +254,7 @@ def check_backend_data(c: Checker, backend: str, data: dict[str, Any], inputs: l
             optional=True)
         c.get(data, "channel_dots", f + "channel_dots", lambda v: isinstance(v, list) and len(v) <= 1 << 16
               and all(isinstance(x, str) and 0 < len(x) <= 1024 for x in v), "a list of module names", optional=True)
+        c.get(data, "unit_resizes", f + "unit_resizes", int_in(1, 1 << 20), "a count of resizes from 1 to 2**20", optional=True)
         splits = c.get(data, "split", f + "split", lambda v: isinstance(v, list) and len(v) == n,
                        f"{n} range-split records (one per profile, null where none)", optional=True, default=[])
         for k, rec in enumerate(splits):
