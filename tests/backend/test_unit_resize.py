@@ -21,17 +21,18 @@ class PoolingHead(nn.Module):
     beside a resize of a map that is not 1x1 (kept) and, optionally, a 1x1 resize returned as an output
     (kept: the program's signature names it)."""
 
-    def __init__(self, mode: str = "bilinear", align_corners: bool | None = False, scale: bool = False, pooled_out: bool = False) -> None:
+    def __init__(self, mode: str = "bilinear", align_corners: bool | None = False, scale: bool = False, pooled_out: bool = False,
+                 antialias: bool = False) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.mode, self.align_corners, self.scale, self.pooled_out = mode, align_corners, scale, pooled_out
+        self.mode, self.align_corners, self.scale, self.pooled_out, self.antialias = mode, align_corners, scale, pooled_out, antialias
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 8, 1), nn.ReLU())
         self.head = nn.Conv2d(16, 4, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         y = self.stem(x)
-        kw = {} if self.mode in ("nearest", "nearest-exact") else {"align_corners": self.align_corners}
+        kw = {} if self.mode in ("nearest", "nearest-exact") else {"align_corners": self.align_corners, "antialias": self.antialias}
         p = self.pool(y)
         if self.scale:
             wide = F.interpolate(p, scale_factor=4, mode=self.mode, **kw)
@@ -54,10 +55,11 @@ def _resizes(ep: torch.export.ExportedProgram) -> list[str]:
     return [str(n.target) for n in ep.graph.nodes if n.op == "call_function" and "upsample" in str(n.target)]
 
 
-@pytest.mark.parametrize("mode,align_corners", [("bilinear", False), ("bilinear", True), ("bicubic", False),
-                                                ("nearest", None), ("nearest-exact", None)])
-def test_every_mode_of_a_1x1_resize_becomes_a_broadcast_with_eagers_values(mode: str, align_corners: bool | None) -> None:
-    model = PoolingHead(mode, align_corners)
+@pytest.mark.parametrize("mode,align_corners,antialias", [("bilinear", False, False), ("bilinear", True, False), ("bicubic", False, False),
+                                                          ("bilinear", False, True), ("bicubic", True, True),
+                                                          ("nearest", None, False), ("nearest-exact", None, False)])
+def test_every_mode_of_a_1x1_resize_becomes_a_broadcast_with_eagers_values(mode: str, align_corners: bool | None, antialias: bool) -> None:
+    model = PoolingHead(mode, align_corners, antialias=antialias)
     ep = _export(model)
     before = _resizes(ep)
     done = broadcast_unit_resizes(torch, ep)

@@ -128,9 +128,9 @@ def broadcast_unit_resizes(torch: Any, ep: Any) -> list[str]:
     symbolic) into an ``expand`` to the same size; returns the rewritten nodes' names.
 
     Such a resize copies one value per (batch, channel) to every output pixel, in every mode
-    (nearest, linear, cubic, area-free antialiasing; any ``align_corners``): the source indices all
-    clamp to 0 and the weights sum to 1 (eager's weighted sum can differ from the value by one
-    rounding, the broadcast is the value itself). It is the image-pooling branch of ASPP heads
+    (nearest, linear, bilinear, bicubic, trilinear; with or without antialiasing; any ``align_corners``):
+    the source indices all clamp to 0 and the weights sum to 1 (eager's weighted sum can differ from the
+    value by a rounding, 1e-6 for bicubic in fp32; the broadcast is the value itself). It is the image-pooling branch of ASPP heads
     (torchvision's DeepLabV3: ``AdaptiveAvgPool2d(1)`` -> 1x1 conv -> bilinear resize to the feature
     map's size -> concatenation).
 
