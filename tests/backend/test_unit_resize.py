@@ -105,3 +105,15 @@ def test_a_build_with_free_dims_records_the_broadcast_and_matches_eager_and_a_st
                 torch.testing.assert_close(got[spec.name], want, rtol=1e-4, atol=1e-5)
     static = dynashape.build(model, Profile({"x": ((1, 3, 24, 24),) * 3}), backend="inductor", example_inputs={"x": x})
     assert "unit_resizes" not in static.manifest.backend_data
+
+
+def test_a_model_imported_from_onnx_gets_the_broadcast_too(tmp_path) -> None:
+    """The ONNX importer's Resize of the pooled branch reaches the graph as the same resize op."""
+    model = PoolingHead("bilinear", False).eval()
+    path = str(tmp_path / "head.onnx")
+    dynashape.export(model, {"x": torch.randn(1, 3, 24, 24)}, path, dynamic_axes={"x": {2: "h", 3: "w"}}, output_names=["y", "s"])
+    e = dynashape.build(path, Profile({"x": ((1, 3, 16, 16), (1, 3, 24, 24), (1, 3, 48, 48))}), backend="inductor", quiet=True)
+    assert e.manifest.backend_data["unit_resizes"] == 1
+    x = torch.randn(1, 3, 31, 45)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.as_tensor(e.run({"x": x.numpy()})["y"]), model(x)[0], rtol=1e-4, atol=1e-5)
