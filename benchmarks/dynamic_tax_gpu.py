@@ -409,7 +409,9 @@ def run_model(cfg: Config, built: dict[tuple[str, str], dict[str, Any]], args: a
             gpu_us: dict[str, float] = {}
             for label in [k for k in timed if not k.endswith("+graphs")]:
                 try:
-                    gpu_us[label] = kernel_table(torch, timed[label], rows=0)["total_us_per_call"]
+                    # the top kernels too: where a shape's tax is, engine against engine
+                    res["kernels"][f"{name} {label}"] = table = kernel_table(torch, timed[label])
+                    gpu_us[label] = table["total_us_per_call"]
                 except Exception as ex:
                     print(f"[kernels] {cfg.key} {name} {label}: {ex}", flush=True)
             row["gpu_us"] = gpu_us
@@ -421,7 +423,7 @@ def run_model(cfg: Config, built: dict[tuple[str, str], dict[str, Any]], args: a
         if shape == cfg.profile_shape and time.time() < deadline:
             for label, eng in (("dynamic", candidates.get("dynamic")), ("static", candidates.get("static")),
                                *[(k, v) for k, v in candidates.items() if k.startswith("dynamic+")]):
-                if eng is None or eng[0] is None:
+                if eng is None or eng[0] is None or f"{name} {label}" in res["kernels"]:
                     continue
                 try:
                     res["kernels"][f"{name} {label}"] = kernel_table(torch, lambda p=eng[0], feed=feed: p.run(feed))
@@ -512,7 +514,7 @@ def main() -> int:
     ap.add_argument("--variants", default=None, help="comma list: build only these variants (static engines always)")
     ap.add_argument("--shapes", default=None, help="comma list of NxCxHxW: time (and build static engines for) only these of each model's shapes")
     ap.add_argument("--no-gpu-time", dest="gpu_time", action="store_false",
-                    help="skip the profiler's GPU time per call at each shape with a static engine (the gpu-time tax)")
+                    help="skip the profiler at each shape with a static engine (the gpu-time tax and the kernel tables there)")
     ap.add_argument("--warm-cache", action="store_true", help="reuse the Inductor cache (default: a fresh one, cold build times)")
     args = ap.parse_args()
     if args.child:
