@@ -89,6 +89,40 @@ def test_a_resize_that_is_an_output_is_left_and_a_second_pass_finds_nothing() ->
     assert broadcast_unit_resizes(torch, ep) == []
 
 
+class UsedAfter(nn.Module):
+    """The pooled branch's resize, then used by an op that writes it in place (``relu_``, as
+    ``nn.ReLU(inplace=True)`` leaves in torch.export's graph), one that views it, or one that only reads
+    it while writing another tensor (``add_``'s ``other``)."""
+
+    def __init__(self, use: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.use = use
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(3, 4, 1))
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = F.interpolate(self.pool(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        y = self.conv(x)
+        if self.use == "relu_":
+            return y + torch.relu_(p)
+        if self.use == "view":
+            return (y.view(x.shape[0], 4, -1) + p.view(x.shape[0], 4, -1)).sum(-1)
+        return y.add_(p)
+
+
+@pytest.mark.parametrize("use,rewritten", [("relu_", False), ("view", False), ("add_", True)])
+def test_a_resize_is_rewritten_only_where_its_users_only_read_it(use: str, rewritten: bool) -> None:
+    """An ``expand`` repeats one element: an in-place op on it fails ("more than one element of the
+    written-to tensor refers to a single memory location"), so such resizes are left as they are."""
+    model = UsedAfter(use).eval()
+    ep = torch.export.export(model, (torch.randn(1, 3, 20, 24),), dynamic_shapes=({2: torch.export.Dim("h", min=8, max=64)},))
+    assert bool(broadcast_unit_resizes(torch, ep)) is rewritten
+    x = torch.randn(1, 3, 30, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(ep.module()(x), model(x), rtol=1e-5, atol=1e-6)
+
+
 def test_a_build_with_free_dims_records_the_broadcast_and_matches_eager_and_a_static_one_keeps_the_resize(tmp_path) -> None:
     model = PoolingHead("bilinear", False).eval()
     x = torch.randn(1, 3, 24, 24)

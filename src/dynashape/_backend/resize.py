@@ -141,15 +141,18 @@ def broadcast_unit_resizes(torch: Any, ep: Any) -> list[str]:
     ..._mul_relu_sub_view``), about ten times the time its 16 MB of traffic needs; a broadcast is read
     with no index arithmetic at all. The effect of this rewrite on that kernel is NOT measured yet.
 
-    The graph is functional (torch.export), so the ``expand`` aliases nothing that a later op writes
-    in place. A resize whose result is a graph output is left as it is: the program's signature names
-    that node.
+    The ``expand`` is a view that repeats one element: an op that writes its input in place
+    (``relu_``, which torch.export's graph keeps from ``nn.ReLU(inplace=True)``) fails on it, and a
+    ``view`` may not fit its strides. So a resize is rewritten only where every op that uses its result
+    only reads it (:func:`_reads_only`); a resize whose result is a graph output is
+    left as it is too (the program's signature names that node).
     """
     graph = ep.graph_module.graph
     outputs = {a for n in graph.nodes if n.op == "output" for a in torch.utils._pytree.tree_leaves(n.args)}
     done = []
     for n in list(graph.nodes):
-        if n.op != "call_function" or not any(op in str(n.target) for op in _RESIZE_OPS) or n in outputs:
+        if (n.op != "call_function" or not any(op in str(n.target) for op in _RESIZE_OPS) or n in outputs
+                or not all(_reads_only(u, n) for u in n.users)):
             continue
         src = n.args[0] if n.args else None
         src_val, val = getattr(src, "meta", {}).get("val"), n.meta.get("val")
@@ -172,3 +175,20 @@ def broadcast_unit_resizes(torch: Any, ep: Any) -> list[str]:
         graph.lint()
         ep.graph_module.recompile()
     return done
+
+
+def _reads_only(user: Any, node: Any) -> bool:
+    """Whether the ATen op ``user`` only reads ``node``: every argument that ``node`` is passed in (or
+    in a list passed in) has no alias annotation, so the op neither writes to it nor returns a view of
+    it (``cat``, ``conv2d``, ``add_``'s ``other``; not ``relu_``'s ``self``, ``view`` or ``permute``).
+    An op without a schema counts as not."""
+    schema = getattr(user.target, "_schema", None) if user.op == "call_function" else None
+    if schema is None:
+        return False
+    by_name = {a.name: a for a in schema.arguments}
+    passed = [*zip(schema.arguments, user.args, strict=False), *((by_name.get(k), v) for k, v in user.kwargs.items())]
+    for arg, value in passed:
+        holds = value is node or (isinstance(value, (list, tuple)) and any(v is node for v in value))
+        if holds and (arg is None or arg.alias_info is not None):
+            return False
+    return True
