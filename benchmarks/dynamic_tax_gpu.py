@@ -319,7 +319,41 @@ def kernel_table(torch: Any, fn: Any, calls: int = 10, rows: int = 12) -> dict[s
     copies = sum(us(e) for e in events if any(w in e.key for w in copy_words))
     return {"calls": calls, "total_us_per_call": round(total / calls, 1), "copy_us_per_call": round(copies / calls, 1),
             "top": [{"kernel": e.key[:110], "us_per_call": round(us(e) / calls, 1), "count_per_call": round(e.count / calls, 2)}
-                    for e in events[:rows]]}
+                    for e in events[:rows]],
+            # every kernel's family and time, for kernel_diff
+            "families": {f: round(t / calls, 2) for f, t in _sum_by((kernel_family(e.key), us(e)) for e in events).items()}}
+
+
+#: tokens of Triton kernel names that the same computation carries or not between a static and a dynamic
+#: build (Inductor names a fused kernel after the ATen ops in it, and a layout copy or a convolution's
+#: epilogue joins some of them)
+_NAME_NOISE = {"", "convolution", "clone", "to", "copy", "view", "unsqueeze", "squeeze", "permute", "expand", "fused", "poi", "per", "red"}
+
+
+def kernel_family(name: str) -> str:
+    """A kernel's name without what differs between two builds of the same computation: a Triton
+    kernel's trailing number and layout tokens (``triton_poi_fused__native_batch_norm_..._convolution_relu_11``
+    -> ``poi: batch,legit,native,norm,no,relu,training``); other kernels (cuDNN, cuBLAS) keep their name."""
+    if not name.startswith("triton_"):
+        return name[:110]
+    kind = name.split("_")[1]
+    ops = sorted({t for t in name.split("_")[2:] if not t.isdigit() and t not in _NAME_NOISE})
+    return f"{kind}: {','.join(ops)}"
+
+
+def _sum_by(pairs: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in pairs:
+        out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def kernel_diff(static: dict[str, Any], dynamic: dict[str, Any], rows: int = 8) -> list[list[Any]]:
+    """The kernel families where a dynamic engine spends the most more (or less) GPU time than the
+    static one at the same shape: [family, static us, dynamic us, difference], largest difference first."""
+    a, b = static.get("families") or {}, dynamic.get("families") or {}
+    diffs = [[f, round(a.get(f, 0.0), 1), round(b.get(f, 0.0), 1), round(b.get(f, 0.0) - a.get(f, 0.0), 1)] for f in {*a, *b}]
+    return sorted(diffs, key=lambda r: -abs(r[3]))[:rows]
 
 
 def run_model(cfg: Config, built: dict[tuple[str, str], dict[str, Any]], args: argparse.Namespace, deadline: float) -> dict[str, Any]:
@@ -474,6 +508,11 @@ def markdown(data: dict[str, Any]) -> str:
                 continue
             lines += ["", f"Kernels at {name}: {k['total_us_per_call']} us of GPU time a call, {k['copy_us_per_call']} us in copy/clone kernels", "",
                       md_table(["kernel", "us/call", "launches/call"], [[t["kernel"], t["us_per_call"], t["count_per_call"]] for t in k["top"]])]
+            shape, _, label = name.partition(" ")
+            static = r["kernels"].get(f"{shape} static", {})
+            if label != "static" and static.get("families") and k.get("families"):
+                lines += ["", f"Where {label} differs from the static engine at {shape} (kernel families, us a call):", "",
+                          md_table(["family", "static", label, "difference"], kernel_diff(static, k))]
         lines.append("")
     if data.get("skipped"):
         lines += ["Skipped (time budget or errors): " + "; ".join(data["skipped"]), ""]
