@@ -130,9 +130,9 @@ def broadcast_unit_resizes(torch: Any, ep: Any) -> list[str]:
     Such a resize copies one value per (batch, channel) to every output pixel, in every mode
     (nearest, linear, bilinear, bicubic, trilinear; with or without antialiasing; any ``align_corners``):
     the source indices all clamp to 0 and the weights sum to 1 (eager's weighted sum can differ from the
-    value by a rounding, 1e-6 for bicubic in fp32; the broadcast is the value itself). It is the image-pooling branch of ASPP heads
-    (torchvision's DeepLabV3: ``AdaptiveAvgPool2d(1)`` -> 1x1 conv -> bilinear resize to the feature
-    map's size -> concatenation).
+    value by a rounding, 1e-6 for bicubic in fp32; the broadcast is the value itself). It is the
+    image-pooling branch of ASPP heads (torchvision's DeepLabV3: ``AdaptiveAvgPool2d(1)`` -> 1x1 conv
+    -> bilinear resize to the feature map's size -> concatenation).
 
     NOTE (why): under symbolic output sizes Inductor keeps the resize's index arithmetic (the scale
     ``in / out``, ``arange``, ``clamp``, the weights) inside the kernel that consumes it. On an H200
@@ -144,8 +144,8 @@ def broadcast_unit_resizes(torch: Any, ep: Any) -> list[str]:
     The ``expand`` is a view that repeats one element: an op that writes its input in place
     (``relu_``, which torch.export's graph keeps from ``nn.ReLU(inplace=True)``) fails on it, and a
     ``view`` may not fit its strides. So a resize is rewritten only where every op that uses its result
-    only reads it (:func:`_reads_only`); a resize whose result is a graph output is
-    left as it is too (the program's signature names that node).
+    only reads it (:func:`_reads_only`); a resize whose result is a graph output is left as it is too
+    (the program's signature names that node).
     """
     graph = ep.graph_module.graph
     outputs = {a for n in graph.nodes if n.op == "output" for a in torch.utils._pytree.tree_leaves(n.args)}
