@@ -33,7 +33,6 @@ import argparse
 import concurrent.futures
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -281,22 +280,6 @@ def with_graphs(engine: Any, graphs: bool) -> Any:
     return engine.with_options(cuda_graphs=graphs)
 
 
-def interleaved(timer: Any, fns: dict[str, Any], iters: int, warmup: int, rounds: int = 3) -> dict[str, float]:
-    """Median ms of one call of each of ``fns``, timed in ``rounds`` alternating rounds (forward, then
-    backward order) so that a drift of the machine (clocks, the host's load) reaches every engine alike;
-    one engine after the other put the whole drift between a static engine and its dynamic one."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    timer.sync()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    per = max(1, iters // rounds)
-    for r in range(rounds):
-        for k in (list(fns) if r % 2 == 0 else list(reversed(fns))):
-            samples[k] += [timer.one(fns[k])[0] for _ in range(per)]
-    return {k: statistics.median(v) for k, v in samples.items()}
-
-
 def kernel_table(torch: Any, fn: Any, calls: int = 10, rows: int = 12) -> dict[str, Any]:
     """Top kernels by CUDA time over ``calls`` calls, and the time in copy/clone kernels."""
     from torch.profiler import ProfilerActivity, profile
@@ -430,7 +413,7 @@ def run_model(cfg: Config, built: dict[tuple[str, str], dict[str, Any]], args: a
                 row[label] = f"error: {' '.join(str(ex).split())[:200]}"
         for group in ([k for k in timed if not k.endswith("+graphs")], [k for k in timed if k.endswith("+graphs")]):
             try:
-                row.update({k: round(v, 4) for k, v in interleaved(timer, {k: timed[k] for k in group}, args.iters, args.warmup).items()})
+                row.update({k: round(v, 4) for k, v in timer.interleaved({k: timed[k] for k in group}, args.iters, args.warmup).items()})
             except Exception as ex:
                 row.update({k: f"error: {' '.join(str(ex).split())[:200]}" for k in group})
         for label in list(row):

@@ -269,6 +269,21 @@ class Timer:
         wall = (time.perf_counter() - t) * 1000
         return wall, wall
 
+    def interleaved(self, fns: dict[str, Callable[[], Any]], iters: int, warmup: int, rounds: int = 3) -> dict[str, float]:
+        """Median device ms of one call of each of ``fns``, timed in ``rounds`` alternating rounds (forward,
+        then backward order) so that a drift of the machine (clocks, the host's load) reaches every one
+        alike; timed one after the other, the whole drift fell between a static engine and its dynamic one."""
+        for fn in fns.values():
+            for _ in range(warmup):
+                fn()
+        self.sync()
+        samples: dict[str, list[float]] = {k: [] for k in fns}
+        per = max(1, iters // rounds)
+        for r in range(rounds):
+            for k in (list(fns) if r % 2 == 0 else list(reversed(fns))):
+                samples[k] += [self.one(fns[k])[0] for _ in range(per)]
+        return {k: statistics.median(v) for k, v in samples.items()}
+
     def many(self, fn: Callable[[], Any], iters: int, warmup: int) -> dict[str, Any]:
         for _ in range(warmup):
             fn()

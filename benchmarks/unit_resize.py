@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from typing import Any
@@ -22,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _common import machine_info, md_table, today, write_atomic, write_json  # noqa: E402
+from gpu_bench import Timer  # noqa: E402
 
 
 def make_head(torch: Any, cin: int, cout: int) -> Any:
@@ -82,10 +82,7 @@ def main() -> int:
     inductor_backend.broadcast_unit_resizes = rewrite
     recorded = engines["dynamic, broadcast (default)"].manifest.backend_data.get("unit_resizes", 0)
 
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
+    timer = Timer(args.device)
     rows = []
     for h, w in shapes:
         x = torch.randn(1, args.cin, h, w, device=args.device)
@@ -99,19 +96,7 @@ def main() -> int:
         if not cuda:  # fp32 against eager (a CUDA fp16 build is validated against its fp32 reference at build)
             with torch.no_grad():
                 want = model(x)
-        samples: dict[str, list[float]] = {k: [] for k in calls}
-        for e in calls.values():
-            for _ in range(5):
-                e.run({"x": x})
-        for r in range(3):  # alternating rounds: a drift of the machine reaches every engine alike
-            for k in (list(calls) if r % 2 == 0 else list(reversed(calls))):
-                for _ in range(max(1, args.iters // 3)):
-                    sync()
-                    t = time.perf_counter()
-                    calls[k].run({"x": x})
-                    sync()
-                    samples[k].append((time.perf_counter() - t) * 1000)
-        med = {k: statistics.median(v) for k, v in samples.items()}
+        med = timer.interleaved({k: (lambda e=e, x=x: e.run({"x": x})) for k, e in calls.items()}, args.iters, 5)
         row: dict[str, Any] = {"shape": f"{h}x{w}", **{k: round(v, 3) for k, v in med.items()}}
         for k in engines:
             row[f"tax {k}"] = round(med["static"] / med[k], 3)

@@ -122,6 +122,19 @@ def test_self_attention_is_one_sdpa_call_by_default() -> None:
         assert float((got - want).abs().max()) <= 2e-2 * float(want.abs().max()) + 1e-3, b
 
 
+def _matches_fp16_eager(engine: dynashape.Engine, model: nn.Module, name: str) -> None:
+    """The engine's contiguous output against the model in fp16 on CUDA, at an aligned size (the aligned
+    package) and two that are not (the general one), within 2% of the largest output."""
+    m16 = copy.deepcopy(model).half().cuda()
+    for h, w in ((128, 128), (256, 320), (131, 257)):
+        x = torch.rand(1, 3, h, w, device="cuda")
+        with torch.no_grad():
+            want = m16(x.half()).float()
+        got = next(iter(engine.run({name: x}).values()))
+        assert got.shape == want.shape and got.is_contiguous()
+        assert float((got - want).abs().max()) <= 2e-2 * max(1.0, float(want.abs().max()))
+
+
 def test_seed_net_head_is_a_channel_dot_on_cuda_and_outputs_match_eager() -> None:
     """The one-channel 1x1 head of the seed's segmentation net is computed as a dot product over the
     channels in a dynamic CUDA build (``_backend/conv_layout.py``); both packages stay right."""
@@ -133,14 +146,7 @@ def test_seed_net_head_is_a_channel_dot_on_cuda_and_outputs_match_eager() -> Non
     e = dynashape.build(model, prof, backend="inductor", device="cuda", precision="fp16",
                         example_inputs=z.example_inputs(image_height=256, image_width=256), quiet=True)
     assert [n.rsplit(".", 1)[-1] for n in e.manifest.backend_data["channel_dots"]] == ["head"]
-    m16 = copy.deepcopy(model).half().cuda()
-    for h, w in ((128, 128), (256, 320), (131, 257)):
-        x = torch.rand(1, 3, h, w, device="cuda")
-        with torch.no_grad():
-            want = m16(x.half()).float()
-        got = next(iter(e.run({"input_1": x}).values()))
-        assert got.shape == want.shape and got.is_contiguous()
-        assert float((got - want).abs().max()) <= 2e-2 * max(1.0, float(want.abs().max()))
+    _matches_fp16_eager(e, model, "input_1")
 
 
 def test_channels_last_engine_runs_its_convolutions_without_copying_weights() -> None:
@@ -187,11 +193,4 @@ def test_a_pooled_branchs_resize_is_a_broadcast_on_cuda_and_outputs_match_eager(
     e = dynashape.build(model, prof, backend="inductor", device="cuda", precision="fp16",
                         example_inputs={"x": torch.rand(1, 3, 256, 256)}, quiet=True)
     assert e.manifest.backend_data.get("unit_resizes", 0) >= 1
-    m16 = copy.deepcopy(model).half().cuda()
-    for h, w in ((128, 128), (256, 320), (131, 257)):
-        x = torch.rand(1, 3, h, w, device="cuda")
-        with torch.no_grad():
-            want = m16(x.half()).float()
-        got = next(iter(e.run({"x": x}).values()))
-        assert got.shape == want.shape
-        assert float((got - want).abs().max()) <= 2e-2 * max(1.0, float(want.abs().max()))
+    _matches_fp16_eager(e, model, "x")

@@ -548,6 +548,12 @@ class InductorBackend(Backend):
                                        f"({len(subs)} sub-ranges x the model's guard-split and aligned parts)",
                                        f"at most {MAX_PROFILE_PARTS} packages per profile (what an engine file holds)",
                                        "split into fewer sub-ranges, or narrow the profile")
+                if any(r.dynamic_axes for _, r in whole.items()):
+                    # NOTE: only where a dim is free: a static engine keeps Inductor's own graph (what it
+                    # was measured with); each program once (parts may share a trace), before anything
+                    # reads it; see resize.broadcast_unit_resizes
+                    for ep in {id(p.program): p.program for p in packaged}.values():
+                        unit_resizes += len(broadcast_unit_resizes(torch, ep))
                 split = len(planned_all) > 1 or bool(planned_all[0].part.dims)
                 if split:
                     log.info("profile %d: built as %d parts", k, len(packaged))
@@ -558,10 +564,6 @@ class InductorBackend(Backend):
                         weights.update(_weights(ep))
                     name = part_payload(k, j)
                     if id(ep) not in unique:  # one compile per program: parts may share a trace
-                        if any(r.dynamic_axes for _, r in whole.items()):
-                            # NOTE: only where a dim is free: a static engine keeps Inductor's own graph
-                            # (what it was measured with); see resize.broadcast_unit_resizes
-                            unit_resizes += len(broadcast_unit_resizes(torch, ep))
                         unique[id(ep)] = len(programs)
                         programs.append(ep)
                         owner.append(k)
