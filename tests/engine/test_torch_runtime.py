@@ -198,3 +198,36 @@ def test_payload_sizes(seg_engine_2: dynashape.Engine) -> None:
     sizes = seg_engine_2.payload_sizes()
     assert sizes and all(isinstance(n, int) and n > 0 for n in sizes.values())
     assert sizes == {n: len(b) for n, b in seg_engine_2._payloads.items()}
+
+
+# -- outputs are contiguous ------------------------------------------------------------------------
+
+
+class _Permuted(torch.nn.Module):
+    """Its eager output is a permuted view; AOTInductor keeps those strides (``keep_output_stride``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * 2).permute(0, 2, 3, 1)
+
+
+def test_outputs_are_contiguous_whatever_the_compiled_strides() -> None:
+    """An engine hands out contiguous outputs, as TensorRT and ONNX Runtime do (``torch_runtime.dense``):
+    torch tensors, numpy arrays and ``out=`` alike, with eager's values."""
+    engine = dynashape.build(_Permuted().eval(), dynashape.Profile({"x": ((1, 3, 8, 8), (1, 3, 16, 16), (2, 3, 32, 32))}),
+                             backend="inductor", device="cpu", example_inputs={"x": torch.rand(1, 3, 16, 16)}, quiet=True)
+    x = torch.rand(2, 3, 9, 17)
+    want = (x * 2).permute(0, 2, 3, 1)
+    assert not want.is_contiguous()
+    (got,) = engine.run({"x": x}).values()
+    assert got.is_contiguous() and torch.equal(got, want)
+    (arr,) = engine.run({"x": x.numpy()}).values()
+    assert arr.flags["C_CONTIGUOUS"] and np.array_equal(arr, want.numpy())
+    # the backend alone keeps Inductor's strides: what the runtime makes contiguous is really strided
+    (raw,) = engine.backend_call({"x": x})()
+    assert tuple(raw.shape) == tuple(want.shape) and not raw.is_contiguous()
+
+
+def test_dense_copies_only_what_is_strided() -> None:
+    a, b = torch.rand(2, 3), torch.rand(3, 2).t()
+    out = rt.dense([a, b, np.zeros(2)])
+    assert out[0] is a and out[1].is_contiguous() and torch.equal(out[1], b) and isinstance(out[2], np.ndarray)

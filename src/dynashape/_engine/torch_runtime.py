@@ -192,6 +192,21 @@ def _capture_lock(runner: Runner) -> threading.Lock:
 # -- delivery ----------------------------------------------------------------------------------------
 
 
+def dense(outs: list[Any]) -> list[Any]:
+    """The outputs, each a contiguous tensor: the ones that are not are copied (one kernel each).
+
+    NOTE (why): an engine's outputs are contiguous whatever its inside does, as TensorRT's and ONNX
+    Runtime's are. Two things give strided ones: the crop of a padded, aligned package (a view), and
+    Inductor itself. On an H200 (torch 2.11, 2026-12-01, ``benchmarks/probe_output_layout_gpu.py``) a
+    channels-last build of a net whose last op is a convolution (4 channels) returned that output
+    channels-last, strides ``(16384, 1, 256, 4)``, although the exported program's output carries
+    contiguous strides: Inductor's layout optimization chose it. A caller's ``.view``, ``.numpy()``
+    reshape or raw-pointer hand-off then breaks or reads the wrong order.
+    """
+    return [o.contiguous() if is_torch(o) and not o.is_contiguous() else o for o in outs]
+
+
+
 def deliver(names: Sequence[str], outs: list[Any], out: Mapping[str, Any] | None) -> dict[str, Any]:
     """name -> output, or the outputs copied into ``out=`` (checked by the engine before the run)."""
     if out is None:
@@ -294,14 +309,14 @@ class TorchRuntime:
                 out: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Run profile ``k`` (``call`` runs the backend on native inputs) and deliver the outputs."""
         if not self.cuda:
-            outs = call(self.to_native(arrays))  # CPU engine: outputs are CPU tensors
+            outs = dense(call(self.to_native(arrays)))  # CPU engine: outputs are CPU tensors
             return deliver(self.out_names, outs if torch_in else [o.numpy() for o in outs], out)
         cuda_in = torch_in and any(getattr(x, "is_cuda", False) for x in arrays)
         ctx = self.torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
         with ctx:
             native = self.to_native(arrays)
             if self.graphs is None:
-                outs = call(native)
+                outs = dense(call(native))
             else:
                 with self.graphs.lock:
                     # A capture or replay that fails is logged, counted and (strict) raised by the
@@ -311,7 +326,10 @@ class TorchRuntime:
                         # Copy out while holding the lock: the next replay reuses these buffers.
                         if out is not None:
                             return deliver(self.out_names, outs, out)
-                        outs = [o.clone() if cuda_in else o.cpu() for o in outs]
+                        contiguous = self.torch.contiguous_format
+                        outs = [o.clone(memory_format=contiguous) if cuda_in else o.contiguous().cpu() for o in outs]
+                    else:
+                        outs = dense(outs)
             if not cuda_in:
                 outs = [o.cpu() for o in outs]
             return deliver(self.out_names, outs if torch_in else [o.numpy() for o in outs], out)
