@@ -90,7 +90,9 @@ def main() -> None:
                 got = next(iter(e.run({"x": x}).values()))
                 with torch.no_grad():
                     want = m16(x.half() if args.device == "cuda" else x)
+                (raw, *_) = e.backend_call({"x": x})()  # the compiled package's own strides (run() makes them contiguous)
                 row[f"{h}x{w}"] = {"shape": list(got.shape), "stride": list(got.stride()), "contiguous": got.is_contiguous(),
+                                   "backend_stride": list(raw.stride()), "backend_contiguous": raw.is_contiguous(),
                                    "eager_stride": list(want.stride()),
                                    "max_abs_diff": float((got.float() - want.float()).abs().max())}
         except Exception as exc:  # a probe records what failed and goes on
