@@ -211,13 +211,18 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings, dy
                 # 2-D tile over (class, pixel) with 21 of its 32 rows used and strided stores, 61.5 us a
                 # call at 512x512 on an H200 against 11.0 us for the static engine, which wrote NCHW
                 # (benchmarks/probe_tiling_gpu.py, 2026-12-01).
-                # NOTE: Inductor does not always follow this: AOTInductor counts no output as
-                # user-visible, so its layout optimization may still write one that follows a
-                # convolution channels-last (a 4-channel conv output, and DeepLabV3-ResNet50's general
-                # package at 517x611, on the H200 with torch 2.11). The runtime then copies it
-                # (torch_runtime.dense: 43.2 us a call there). Pinning the strides with an ``as_strided``
-                # view (which Inductor must honour) broke the compile of a stride-2 net on the CPU
-                # (ValueRangeError in Inductor's symbolic strides, torch 2.13), so it is not done.
+                # NOTE: under symbolic sizes Inductor does not follow it on the H200 (torch 2.11,
+                # 2026-12-01): both packages of DeepLabV3-ResNet50's dynamic engine (aligned and general)
+                # wrote the 21-class output channels-last, and so did a net whose last op is a 4-channel
+                # convolution; the static engine wrote it contiguous (benchmarks/results/
+                # output_copy_h200_2026-12-01_deeplabv3.json, output_layout_h200_2026-12-01.json). The
+                # exported program's output carries contiguous strides there. The runtime copies such an
+                # output (torch_runtime.dense: 31.6 us a call at 512x512, 47.9 us at 517x611). Why is
+                # not established (torch 2.13's source turns layout optimization off when a convolution's
+                # input has free symbols); benchmarks/probe_output_strides_gpu.py compares the forms of
+                # the graph's last op. Pinning the strides with an ``as_strided`` view broke the compile
+                # of a stride-2 net on the CPU (ValueRangeError in Inductor's symbolic strides, torch
+                # 2.13), so it is not done.
                 outs = tuple(o.contiguous() if isinstance(o, torch.Tensor) and o.dim() == 4 else o for o in outs)
             return outs
 

@@ -197,11 +197,13 @@ def dense(outs: list[Any]) -> list[Any]:
 
     NOTE (why): an engine's outputs are contiguous whatever its inside does, as TensorRT's and ONNX
     Runtime's are. Two things give strided ones: the crop of a padded, aligned package (a view), and
-    Inductor itself. On an H200 (torch 2.11, 2026-12-01, ``benchmarks/probe_output_layout_gpu.py``) a
-    channels-last build of a net whose last op is a convolution (4 channels) returned that output
-    channels-last, strides ``(16384, 1, 256, 4)``, although the exported program's output carries
-    contiguous strides: Inductor's layout optimization chose it. A caller's ``.view``, ``.numpy()``
-    reshape or raw-pointer hand-off then breaks or reads the wrong order.
+    Inductor itself. On an H200 (torch 2.11, 2026-12-01) the dynamic packages of channels-last builds wrote
+    4-D outputs channels-last although the exported program's output carries contiguous strides: a net
+    whose last op is a 4-channel convolution (strides ``(16384, 1, 256, 4)``,
+    ``benchmarks/probe_output_layout_gpu.py``) and DeepLabV3-ResNet50's 21 classes, where the copy costs
+    31.6 us a call at 512x512 and 47.9 us at 517x611 (``benchmarks/probe_output_copy_gpu.py``). A
+    caller's ``.view``, a reshape of ``.numpy()`` or a raw-pointer hand-off would otherwise break or read
+    the wrong order.
     """
     return [o.contiguous() if is_torch(o) and not o.is_contiguous() else o for o in outs]
 
