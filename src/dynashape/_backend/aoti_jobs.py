@@ -18,6 +18,13 @@ children are slower than the same compiles one by one in a warm process (83 s fo
 workers. So ``jobs=None`` compiles one by one in the build's process, and ``jobs="auto"`` (or a count)
 is for machines where it has been measured to help.
 
+NOTE: compiles side by side also share the GPU while Inductor benchmarks its Triton configs, and a config
+chosen under that load can be a bad one. Measured on the H200 (2026-12-01, BENCHMARKS.md run 9): a
+DeepLabV3-ResNet50 build made while three other builds ran beside it (separate processes) had one
+BatchNorm+ReLU kernel at 428.7 us a call at 517x611 (14 launches; 38.3 us in the static engine). The
+same build made alone had no such kernel (all its BatchNorm+ReLU kernels together: 103.3 us a call, the
+static engine's 125.2), and its call took 1.70-1.75 ms against 2.30 ms.
+
 Where a child cannot do it (a program that does not serialize, an op the child does not know, a
 crash), the package is compiled in this process instead, as a one-at-a-time build would have: a
 real compile error is then raised here, with its real traceback and the same handling as before.
