@@ -228,6 +228,7 @@ def test_outputs_are_contiguous_whatever_the_compiled_strides() -> None:
 
 
 def test_dense_copies_only_what_is_strided() -> None:
-    a, b = torch.rand(2, 3), torch.rand(3, 2).t()
-    out = rt.dense([a, b, np.zeros(2)])
-    assert out[0] is a and out[1].is_contiguous() and torch.equal(out[1], b) and isinstance(out[2], np.ndarray)
+    a, b, c = torch.rand(2, 3), torch.rand(3, 2).t(), np.zeros((4, 6))
+    out = rt.dense([a, b, c, c[:, :3], 7])
+    assert out[0] is a and out[1].is_contiguous() and torch.equal(out[1], b)
+    assert out[2] is c and out[3].flags["C_CONTIGUOUS"] and out[3].shape == (4, 3) and out[4] == 7

@@ -170,3 +170,25 @@ def test_plan_split_from_the_command_line(tmp_path: Path, bert_onnx: str, capsys
     assert triples[0][0] == 4 and triples[-1][2] == 64 and len(triples) >= 2
     assert main(["build", "--onnx", bert_onnx, "--plan", str(plan_path), "--backend", "onnxruntime", "--saveEngine", str(engine_path)]) == 0
     assert dynashape.load(engine_path).manifest.build_settings.split == ()
+
+
+def test_cropped_outputs_are_contiguous(tmp_path: Path, bert_onnx: str, bert_model: torch.nn.Module) -> None:
+    """At batch 2 the crop of the padded sequence is a strided view; the engine hands it out contiguous, as
+    every output (``torch_runtime.dense``), numpy and torch alike."""
+    log = tmp_path / "b2.log"
+    log.write_text("".join(f"input_ids:2x{n},attention_mask:2x{n}\n" for n in LENGTHS * 3))
+    plan = dynashape.plan(log, bert_onnx, ladder=True, max_graphs=3, calibrate_cost=False, ranges={"batch": (2, 2)})
+    engine = dynashape.build(bert_onnx, backend="onnxruntime", plan=plan)
+    assert engine.manifest.plan is not None and engine.manifest.plan.padding is not None and engine.manifest.plan.padding.safe
+    on = set(plan.ladder.buckets) if plan.ladder is not None else set()
+    n = next(v for v in LENGTHS if v not in on)
+    ids = np.random.default_rng(5).integers(1, 90, (2, n)).astype(np.int64)
+    mask = np.ones((2, n), np.int64)
+    before = engine.graph_stats()["ladder"]["padded"]
+    got = engine.run({"input_ids": ids, "attention_mask": mask})["hidden"]
+    assert engine.graph_stats()["ladder"]["padded"] == before + 1
+    assert got.shape == (2, n, 32) and got.flags["C_CONTIGUOUS"]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, bert_model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy(), atol=2e-5, rtol=1e-4)
+    t = engine.run({"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)})["hidden"]
+    assert t.is_contiguous() and np.array_equal(t.numpy(), got)

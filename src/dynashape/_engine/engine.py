@@ -23,8 +23,8 @@ from .._specs import TensorSpec, format_shape
 from .file import read_engine, write_engine
 from .ladder import LadderRuntime
 from .selection import ProfileTable
+from .torch_runtime import dense, make_runtime, resolve_tf32
 from .torch_runtime import is_torch as _is_torch
-from .torch_runtime import make_runtime, resolve_tf32
 
 #: The runtime options of an engine (``load``'s keywords), which :meth:`Engine.with_options` changes.
 RUNTIME_OPTIONS = ("cuda_graphs", "graph_cache_size", "graph_cache_mb", "capture_on_demand", "strict_graphs", "tf32", "warmup")
@@ -313,7 +313,8 @@ class Engine:
         if k is None:  # a plan built with other profiles: run at the exact shape
             return None
         outs = list(self._runtime.execute(k, padded, lambda native: self._call(k, native, shapes), torch_in=torch_in, stream=stream).values())
-        return dict(zip(self._out_names, self._ladder.crop(outs, value), strict=True))
+        # the crop is a view: contiguous again, as every output an engine hands out (torch_runtime.dense)
+        return dict(zip(self._out_names, dense(self._ladder.crop(outs, value)), strict=True))
 
     def _set_plan(self, plan: Any) -> None:
         """Store a plan (with the build's padding verdict) and arm its ladder (used by build)."""

@@ -193,7 +193,7 @@ def _capture_lock(runner: Runner) -> threading.Lock:
 
 
 def dense(outs: list[Any]) -> list[Any]:
-    """The outputs, each a contiguous tensor: the ones that are not are copied (one kernel each).
+    """The outputs, each a contiguous tensor or array: the ones that are not are copied (one kernel each).
 
     NOTE (why): an engine's outputs are contiguous whatever its inside does, as TensorRT's and ONNX
     Runtime's are. Two things give strided ones: the crop of a padded, aligned package (a view), and
@@ -205,7 +205,8 @@ def dense(outs: list[Any]) -> list[Any]:
     caller's ``.view``, a reshape of ``.numpy()`` or a raw-pointer hand-off would otherwise break or read
     the wrong order.
     """
-    return [o.contiguous() if is_torch(o) and not o.is_contiguous() else o for o in outs]
+    return [(o if o.is_contiguous() else o.contiguous()) if is_torch(o)
+            else np.ascontiguousarray(o) if isinstance(o, np.ndarray) else o for o in outs]
 
 
 
