@@ -117,3 +117,51 @@ def test_load_compiles_nothing(tmp_path, sr_engine: dynashape.Engine) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     facts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert facts == {"spawned": [], "inductor": False, "dynamo": False, "shape": [2, 1, 96, 96]}, facts
+
+
+def test_a_channels_last_output_is_a_clone_node_whatever_export_sees() -> None:
+    """``inductor.contiguous_output`` leaves a clone node in the exported graph even where the trace already sees
+    contiguous strides (``.contiguous()`` is then no node at all, and the compiled kernels were free to write the
+    output channels-last: DeepLabV3's dynamic packages on the H200, run 9)."""
+    from dynashape._backend.inductor import contiguous_output
+
+    class Net(torch.nn.Module):
+        def __init__(self, pin: bool) -> None:
+            super().__init__()
+            self.pin = pin
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = x * 2  # contiguous in the trace
+            return contiguous_output(torch, y) if self.pin else y.contiguous()
+
+    h = torch.export.Dim("h", min=4, max=64)
+    ops = {}
+    for pin in (True, False):
+        ep = torch.export.export(Net(pin), (torch.rand(1, 3, 8, 8),), dynamic_shapes={"x": {2: h}})
+        ops[pin] = [str(n.target) for n in ep.graph.nodes if n.op == "call_function"]
+    assert ops[True][-1] == "aten.clone.default" and "aten.clone.default" not in ops[False], ops
+
+
+def test_a_forced_channels_last_cpu_build_returns_contiguous_outputs_from_the_package() -> None:
+    """The package itself writes contiguous 4-D outputs (no copy left to the runtime), after a stride-2
+    convolution whose derived sizes broke an ``as_strided`` pin in Inductor's symbolic strides."""
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.a = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+            self.b = torch.nn.Conv2d(8, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(torch.relu(self.a(x)))
+
+    model = Net().eval()
+    e = dynashape.build(model, dynashape.Profile({"x": ((1, 3, 32, 32), (1, 3, 64, 64), (2, 3, 96, 96))}), backend="inductor",
+                        device="cpu", channels_last=True, example_inputs={"x": torch.rand(1, 3, 64, 64)}, quiet=True)
+    assert e.manifest.backend_data["channels_last"]
+    x = torch.rand(2, 3, 33, 45)
+    (raw,) = e.backend_call({"x": x})()
+    with torch.no_grad():
+        want = model(x)
+    assert raw.is_contiguous() and torch.allclose(raw, want, atol=1e-5)

@@ -211,22 +211,33 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings, dy
                 # 2-D tile over (class, pixel) with 21 of its 32 rows used and strided stores, 61.5 us a
                 # call at 512x512 on an H200 against 11.0 us for the static engine, which wrote NCHW
                 # (benchmarks/probe_tiling_gpu.py, 2026-12-01).
-                # NOTE: under symbolic sizes Inductor does not follow it on the H200 (torch 2.11,
-                # 2026-12-01): both packages of DeepLabV3-ResNet50's dynamic engine (aligned and general)
-                # wrote the 21-class output channels-last, and so did a net whose last op is a 4-channel
-                # convolution; the static engine wrote it contiguous (benchmarks/results/
-                # output_copy_h200_2026-12-01_deeplabv3.json, output_layout_h200_2026-12-01.json). The
-                # exported program's output carries contiguous strides there. The runtime copies such an
-                # output (torch_runtime.dense: 31.6 us a call at 512x512, 47.9 us at 517x611). Why is
-                # not established (torch 2.13's source turns layout optimization off when a convolution's
-                # input has free symbols); benchmarks/probe_output_strides_gpu.py compares the forms of
-                # the graph's last op. Pinning the strides with an ``as_strided`` view broke the compile
-                # of a stride-2 net on the CPU (ValueRangeError in Inductor's symbolic strides, torch
-                # 2.13), so it is not done.
-                outs = tuple(o.contiguous() if isinstance(o, torch.Tensor) and o.dim() == 4 else o for o in outs)
+                # NOTE: a clone node, not ``.contiguous()``; see contiguous_output.
+                outs = tuple(contiguous_output(torch, o) if isinstance(o, torch.Tensor) and o.dim() == 4 else o for o in outs)
             return outs
 
     return Compute().eval(), channels_last, dots
+
+
+def contiguous_output(torch: Any, o: Any) -> Any:
+    """A 4-D output of a channels-last engine, contiguous: a clone node in the exported graph, always.
+
+    NOTE (why not ``o.contiguous()``): that is a no-op wherever the trace sees contiguous strides, and
+    under symbolic sizes torch 2.11's export saw them where the compiled kernels do not: the exported
+    program's output (a convolution's, cast to fp32) carried contiguous strides, and AOTInductor's
+    packages still wrote it channels-last. On the H200 (2026-12-01) both dynamic packages of
+    DeepLabV3-ResNet50 did so for the 21-class output, and so did a net whose last op is a 4-channel
+    convolution; the static engines wrote them contiguous (benchmarks/results/output_copy_h200_2026-12-01_
+    deeplabv3.json, output_layout_h200_2026-12-01.json). The runtime then copies (torch_runtime.dense:
+    31.6 us a call at 512x512, 47.9 us at 517x611). A clone with ``memory_format=contiguous_format`` is a
+    node whatever export sees, its result is contiguous by definition in every later trace, and Inductor
+    writes a graph output with the strides its node carries; the clone itself is a pointwise copy that
+    fuses into the op before it (or is dropped where that op is already contiguous).
+    NOT MEASURED ON THE GPU YET: whether the packages now write the output in place is what
+    benchmarks/probe_output_strides_gpu.py and probe_output_copy_gpu.py check (next_gpu_call1.txt). An
+    ``as_strided`` view to pin the strides broke the compile of a stride-2 net on the CPU (ValueRangeError
+    in Inductor's symbolic strides, torch 2.13), so it is not used.
+    """
+    return torch.clone(o, memory_format=torch.contiguous_format)
 
 
 def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, device: str,
