@@ -209,7 +209,6 @@ def dense(outs: list[Any]) -> list[Any]:
             else np.ascontiguousarray(o) if isinstance(o, np.ndarray) else o for o in outs]
 
 
-
 def deliver(names: Sequence[str], outs: list[Any], out: Mapping[str, Any] | None) -> dict[str, Any]:
     """name -> output, or the outputs copied into ``out=`` (checked by the engine before the run)."""
     if out is None:
