@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=len(RUNS), help="the first N of the probe's (model, variant) runs")
     args = ap.parse_args()
     import torch
+    from torch.utils._pytree import tree_leaves
 
     import dynashape
     import dynashape._backend.inductor as ib
@@ -69,7 +70,7 @@ def main() -> None:
         def probe(torch_: Any, ep: Any, skip: bool = bool(spec.get("no_unit_resize")), seen: list[list[str]] = seen) -> list[str]:
             done = [] if skip else original(torch_, ep)
             out = next(n for n in ep.graph_module.graph.nodes if n.op == "output")
-            leaves = torch_.utils._pytree.tree_leaves(out.args)
+            leaves = tree_leaves(out.args)
             seen.append([f"{a.name}: {tuple(a.meta['val'].stride())}" if "val" in getattr(a, "meta", {}) else str(a)
                          for a in leaves])
             return done
