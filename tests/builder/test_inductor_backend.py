@@ -143,8 +143,9 @@ def test_a_channels_last_output_is_a_clone_node_whatever_export_sees() -> None:
 
 
 def test_a_forced_channels_last_cpu_build_returns_contiguous_outputs_from_the_package() -> None:
-    """The package itself writes contiguous 4-D outputs (no copy left to the runtime), after a stride-2
-    convolution whose derived sizes broke an ``as_strided`` pin in Inductor's symbolic strides."""
+    """A channels-last build of a stride-2 net compiles with the clone-node output and its package writes
+    contiguous 4-D outputs on the CPU. A regression guard: pinning the strides with an ``as_strided`` view
+    instead broke this compile (a ValueRangeError in Inductor's symbolic strides of the derived sizes)."""
 
     class Net(torch.nn.Module):
         def __init__(self) -> None:

@@ -212,7 +212,7 @@ class _Permuted(torch.nn.Module):
 
 def test_outputs_are_contiguous_whatever_the_compiled_strides() -> None:
     """An engine hands out contiguous outputs, as TensorRT and ONNX Runtime do (``torch_runtime.dense``):
-    torch tensors, numpy arrays and ``out=`` alike, with eager's values."""
+    torch tensors and numpy arrays alike, with eager's values."""
     engine = dynashape.build(_Permuted().eval(), dynashape.Profile({"x": ((1, 3, 8, 8), (1, 3, 16, 16), (2, 3, 32, 32))}),
                              backend="inductor", device="cpu", example_inputs={"x": torch.rand(1, 3, 16, 16)}, quiet=True)
     x = torch.rand(2, 3, 9, 17)
