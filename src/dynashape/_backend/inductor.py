@@ -222,12 +222,12 @@ def contiguous_output(torch: Any, o: Any) -> Any:
     """A 4-D output of a channels-last engine, contiguous: a clone node in the exported graph, always.
 
     NOTE (why not ``o.contiguous()``): that is a no-op wherever the trace sees contiguous strides, and
-    under symbolic sizes torch 2.11's export saw them where the compiled kernels do not: the exported
-    program's output (a convolution's, cast to fp32) carried contiguous strides, and AOTInductor's
-    packages still wrote it channels-last. On the H200 (2026-12-01) both dynamic packages of
-    DeepLabV3-ResNet50 did so for the 21-class output, and so did a net whose last op is a 4-channel
-    convolution; the static engines wrote them contiguous (benchmarks/results/output_copy_h200_2026-12-01_
-    deeplabv3.json, output_layout_h200_2026-12-01.json). The runtime then copies (torch_runtime.dense:
+    under symbolic sizes torch 2.11's export saw them where the compiled kernels do not. For a net whose
+    last op is a 4-channel convolution, the exported program's output (the convolution's, cast to fp32)
+    carried contiguous strides, and both AOTInductor packages wrote it channels-last (H200, 2026-12-01,
+    benchmarks/results/output_layout_h200_2026-12-01.json). Both dynamic packages of DeepLabV3-ResNet50
+    wrote its 21-class output channels-last too, where the static engine wrote it contiguous
+    (output_copy_h200_2026-12-01_deeplabv3.json; its exported graph was not inspected). The runtime then copies (torch_runtime.dense:
     31.6 us a call at 512x512, 47.9 us at 517x611). A clone with ``memory_format=contiguous_format`` is a
     node whatever export sees, its result is contiguous by definition in every later trace, and Inductor
     writes a graph output with the strides its node carries; the clone itself is a pointwise copy that
