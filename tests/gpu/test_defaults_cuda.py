@@ -194,9 +194,9 @@ def test_a_pooled_branchs_resize_is_a_broadcast_on_cuda_and_outputs_match_eager(
                         example_inputs={"x": torch.rand(1, 3, 256, 256)}, quiet=True)
     assert e.manifest.backend_data.get("unit_resizes", 0) >= 1
     _matches_fp16_eager(e, model, "x")
-    # its last op is a 4-channel convolution, which the packages wrote channels-last before the graph's output
-    # became a clone node (run 9, probe_output_layout_gpu.py): whatever they write, the runtime hands it out
-    # contiguous from a graph replay too, on the GPU and copied to the host
+    # its last op is a 4-channel convolution, which the packages write channels-last (run 9,
+    # probe_output_layout_gpu.py): the runtime hands it out contiguous from a graph replay too, on the GPU and
+    # copied to the host
     g = e.with_options(capture_on_demand=True)
     x = torch.rand(1, 3, 160, 192, device="cuda")
     plain = next(iter(e.with_options(cuda_graphs=False).run({"x": x}).values()))

@@ -211,7 +211,7 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings, dy
                 # 2-D tile over (class, pixel) with 21 of its 32 rows used and strided stores, 61.5 us a
                 # call at 512x512 on an H200 against 11.0 us for the static engine, which wrote NCHW
                 # (benchmarks/probe_tiling_gpu.py, 2026-12-01).
-                # NOTE: a clone node, not ``.contiguous()``; see contiguous_output.
+                # NOTE: what Inductor makes of it under symbolic sizes on CUDA: see contiguous_output.
                 outs = tuple(contiguous_output(torch, o) if isinstance(o, torch.Tensor) and o.dim() == 4 else o for o in outs)
             return outs
 
@@ -219,25 +219,24 @@ def _make_compute_module(torch: Any, source: Source, settings: BuildSettings, dy
 
 
 def contiguous_output(torch: Any, o: Any) -> Any:
-    """A 4-D output of a channels-last engine, contiguous: a clone node in the exported graph, always.
+    """A 4-D output of a channels-last engine, asked for contiguous (``o.contiguous()``).
 
-    NOTE (why not ``o.contiguous()``): that is a no-op wherever the trace sees contiguous strides, and
-    under symbolic sizes torch 2.11's export saw them where the compiled kernels do not. For a net whose
-    last op is a 4-channel convolution, the exported program's output (the convolution's, cast to fp32)
-    carried contiguous strides, and both AOTInductor packages wrote it channels-last (H200, 2026-12-01,
-    benchmarks/results/output_layout_h200_2026-12-01.json). Both dynamic packages of DeepLabV3-ResNet50
-    wrote its 21-class output channels-last too, where the static engine wrote it contiguous
-    (output_copy_h200_2026-12-01_deeplabv3.json; its exported graph was not inspected). The runtime then copies (torch_runtime.dense:
-    31.6 us a call at 512x512, 47.9 us at 517x611). A clone with ``memory_format=contiguous_format`` is a
-    node whatever export sees, its result is contiguous by definition in every later trace, and Inductor
-    writes a graph output with the strides its node carries; the clone itself is a pointwise copy that
-    fuses into the op before it (or is dropped where that op is already contiguous).
-    NOT MEASURED ON THE GPU YET: whether the packages now write the output in place is what
-    benchmarks/probe_output_strides_gpu.py and probe_output_copy_gpu.py check (next_gpu_call1.txt). An
-    ``as_strided`` view to pin the strides broke the compile of a stride-2 net on the CPU (ValueRangeError
-    in Inductor's symbolic strides, torch 2.13), so it is not used.
+    NOTE: under symbolic sizes on CUDA this does not reach the kernels. On the H200 (torch 2.11,
+    2026-12-01) both dynamic packages of DeepLabV3-ResNet50 wrote the 21-class output channels-last, and
+    so did a net whose last op is a 4-channel convolution; the static engines wrote them contiguous
+    (benchmarks/results/output_copy_h200_2026-12-01_deeplabv3.json, output_layout_h200_2026-12-01.json).
+    The runtime copies such an output (torch_runtime.dense: 31.6 us a call at 512x512, 47.9 us at
+    517x611 for DeepLabV3). Found since, on the CPU with torch 2.11 and fake CUDA tensors: torch.export's
+    meta for a CUDA convolution of a channels-last input gives contiguous strides under symbolic sizes,
+    so ``.contiguous()`` leaves no node and the graph's output is the fp32 cast, with contiguous strides.
+    The kernels still wrote channels-last, so Inductor did not enforce those strides on the output
+    either; a clone node with ``memory_format=contiguous_format`` (the tax script's ``clone_output``
+    variant) may not change that, and is NOT MEASURED: benchmarks/probe_output_strides_gpu.py and the
+    variant are next (benchmarks/shards/next_gpu_call1*.txt). An ``as_strided`` view to pin the strides
+    broke the compile of a stride-2 net on the CPU (ValueRangeError in Inductor's symbolic strides, torch
+    2.13), so it is not used. This function is where a measured fix goes.
     """
-    return torch.clone(o, memory_format=torch.contiguous_format)
+    return o.contiguous()
 
 
 def export_profile(torch: Any, module: Any, inputs: Sequence[TensorSpec], profile: Profile, device: str,
